@@ -1,0 +1,44 @@
+"""The result of analysing a trace, column by column (one row per packet).
+
+Produced by ``tracer.core.analyze.analyze``; read by exporters and the UI.
+Codes in the int columns are the ``IntEnum`` values of ``tracer.core.model``
+(``TcpState``, ``CauseBy``, ``Side``), ``AnalysisFlag`` bits, and indices into
+``tracer.core.reasons.REASONS`` / ``CALL_NAMES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracer.core.model import StreamInfo
+from tracer.core.table import I8, I16, I32, I64, Bool
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """Per-packet analysis columns plus the stream list.
+
+    stream: tcp.stream or udp.stream index (per protocol, like tshark), -1 if none;
+        an ICMP error carries the stream of the header it quotes.
+    direction: 0 = sent by the stream's endpoint ``a``, 1 = by ``b``, -1 = none.
+    rel_seq/rel_ack: relative to each direction's ISN like tshark; -1 = none.
+    flags: bit set of ``AnalysisFlag``.
+    state_a/state_b: ``TcpState`` of endpoints a and b after this packet; -1 = not TCP.
+    cause_*: why the packet exists (see ``tracer.core.model.Cause``).
+    """
+
+    stream: I32
+    direction: I8
+    rel_seq: I64
+    rel_ack: I64
+    flags: I32
+    state_a: I8
+    state_b: I8
+    cause_by: I8
+    cause_side: I8
+    cause_call: I16
+    cause_reason: I16
+    cause_inferred: Bool
+    cause_call_id: I32
+    tcp_streams: tuple[StreamInfo, ...]
+    udp_streams: tuple[StreamInfo, ...]

@@ -1,0 +1,40 @@
+"""The analysis pipeline: streams → sequence analysis → TCP states → causes.
+
+``analyze(trace)`` is the one entry point the adapters use.  Each stage is a pure,
+vectorised function over whole columns (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+from tracer.core.analysis import Analysis
+from tracer.core.attribution import infer_causes
+from tracer.core.streams import assign_streams
+from tracer.core.tcp_analysis import analyse_tcp
+from tracer.core.tcp_states import track_states
+from tracer.core.trace import Trace
+
+
+def analyze(trace: Trace) -> Analysis:
+    """Analyse every packet of ``trace``; the result has one row per packet."""
+    t = trace.packets
+    s = assign_streams(t)
+    a = analyse_tcp(t, s)
+    state_a, state_b = track_states(t, s, a)
+    c = infer_causes(t, s, a, state_a, state_b)
+    return Analysis(
+        stream=s.stream,
+        direction=s.direction,
+        rel_seq=a.rel_seq,
+        rel_ack=a.rel_ack,
+        flags=a.flags,
+        state_a=state_a,
+        state_b=state_b,
+        cause_by=c.by,
+        cause_side=c.side,
+        cause_call=c.call,
+        cause_reason=c.reason,
+        cause_inferred=c.inferred,
+        cause_call_id=c.call_id,
+        tcp_streams=s.tcp_streams,
+        udp_streams=s.udp_streams,
+    )

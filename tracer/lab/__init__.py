@@ -1,0 +1,1 @@
+"""Live-lab adapters: network namespaces, capture, call recording."""
