@@ -1,0 +1,66 @@
+"""Errors the user sees, each with an English and a Simplified Chinese one-line message.
+
+The CLI catches ``TracerError``, prints ``str(err)`` (English) or ``err.message_zh``
+and exits with ``err.exit_code``.  The exit codes are documented and stable.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug: anything that is not a TracerError
+EXIT_INPUT = 2  # input file missing, unreadable, not a capture, unsupported version
+EXIT_USAGE = 3  # bad command line
+EXIT_PRIVILEGES = 4  # needs root / CAP_NET_ADMIN
+EXIT_MISSING_TOOL = 5  # an external tool (tshark, tcpdump, ...) is missing
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES: dict[int, tuple[str, str]] = {
+    EXIT_OK: ("ok", "成功"),
+    EXIT_INTERNAL: ("internal error", "内部错误"),
+    EXIT_INPUT: ("input file error", "输入文件错误"),
+    EXIT_USAGE: ("usage error", "用法错误"),
+    EXIT_PRIVILEGES: ("missing privileges", "权限不足"),
+    EXIT_MISSING_TOOL: ("missing tool", "缺少工具"),
+    EXIT_INTERRUPTED: ("interrupted", "已中断"),
+}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class TracerError(Exception):
+    """A failure explained to the user; ``str(err)`` is the English message."""
+
+    exit_code: int = EXIT_INTERNAL
+
+    def __init__(self, message: str, message_zh: str, exit_code: int | None = None) -> None:
+        self.message = _one_line(message)
+        self.message_zh = _one_line(message_zh)
+        if exit_code is not None:
+            self.exit_code = exit_code
+        super().__init__(self.message)
+
+
+class CaptureError(TracerError):
+    """The capture file is missing, unreadable, not a capture, or an unsupported version."""
+
+    exit_code = EXIT_INPUT
+
+
+class UsageError(TracerError):
+    """The command line is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class PrivilegeError(TracerError):
+    """The operation needs privileges the process does not have."""
+
+    exit_code = EXIT_PRIVILEGES
+
+
+class MissingToolError(TracerError):
+    """An external program tracer needs is not installed."""
+
+    exit_code = EXIT_MISSING_TOOL

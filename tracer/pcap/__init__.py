@@ -1,0 +1,1 @@
+"""Capture-file adapters: read pcap/pcapng into a Trace, write pcapng."""
