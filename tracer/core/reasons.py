@@ -1,0 +1,82 @@
+"""The stable cause reasons and socket call names stored as codes in ``Analysis``.
+
+``Analysis.cause_reason`` indexes ``REASONS`` and ``Analysis.cause_call`` indexes
+``CALL_NAMES``.  The names appear in the JSON output, so they are append-only:
+never rename, reorder or remove one; add new ones at the end.
+"""
+
+from __future__ import annotations
+
+REASONS: tuple[str, ...] = (
+    "unknown",  # 0: nothing better is known
+    # Opening.
+    "connect_syn",  # connect() made the kernel send the first SYN
+    "syn_retransmission",  # no SYN-ACK in time: the kernel sent the SYN again
+    "listen_queue_synack",  # server kernel answered from the listen queue (accept() not needed)
+    "synack_retransmission",
+    "simultaneous_open_syn",  # both ends called connect(); this SYN crossed the other
+    "simultaneous_open_synack",
+    "handshake_ack",  # the third ACK: the client's kernel completes the handshake
+    # Data and acknowledgements.
+    "send_data",
+    "send_data_fin",  # data and FIN in one segment
+    "data_ack",
+    "fin_ack",  # the kernel acknowledges the peer's FIN
+    "window_update",
+    "zero_window",
+    "zero_window_probe",
+    "zero_window_probe_ack",
+    "keep_alive",
+    "keep_alive_ack",
+    "dup_ack",
+    "retransmission",
+    "fast_retransmission",
+    "spurious_retransmission",
+    # Closing.
+    "close_fin",  # active close: the first FIN of the connection
+    "close_fin_after_peer",  # passive close: the peer's FIN was already acknowledged
+    "close_fin_ack",  # passive close: the FIN also carries the ACK of the peer's FIN
+    "simultaneous_close_fin",  # both ends closed; the FINs crossed
+    "fin_retransmission",
+    # Resets.
+    "rst_no_listener",  # RST answering a SYN: connect() fails with ECONNREFUSED
+    "rst_abort",  # abortive close: close() with unread data, or SO_LINGER 0
+    "rst_after_close",  # the application had closed; the kernel aborts the rest
+    "rst_unknown_connection",  # a segment for a connection the kernel does not have
+    # Other protocols.
+    "udp_datagram",
+    "icmp_port_unreachable",
+    "icmp_error",
+    "icmp_message",
+    "not_transport",
+    "mid_stream",  # first packet of a connection whose start was not captured
+)
+
+CALL_NAMES: tuple[str, ...] = (
+    "",  # 0: no call
+    "socket",
+    "bind",
+    "listen",
+    "accept",
+    "connect",
+    "send",
+    "sendto",
+    "recv",
+    "recvfrom",
+    "shutdown",
+    "close",
+    "setsockopt",
+)
+
+REASON_CODE: dict[str, int] = {name: i for i, name in enumerate(REASONS)}
+CALL_CODE: dict[str, int] = {name: i for i, name in enumerate(CALL_NAMES)}
+
+
+def reason_code(name: str) -> int:
+    """The code of reason ``name``; raises ``KeyError`` for an unknown name (a bug)."""
+    return REASON_CODE[name]
+
+
+def call_code(name: str | None) -> int:
+    """The code of call ``name`` (0 for ``None``/""); raises ``KeyError`` if unknown."""
+    return CALL_CODE[name or ""]
