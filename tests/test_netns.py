@@ -74,3 +74,14 @@ def test_loopback_lab_has_only_lo() -> None:
         links = lab.client.run(["ip", "-o", "link"]).stdout
         assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"]
         assert "127.0.0.1/8" in lab.client.run(["ip", "-o", "addr"]).stdout
+
+
+def test_idle_wire_is_silent(tmp_path: Path) -> None:
+    """No ARP, ND, MLD or router chatter: a capture holds only what a run sends."""
+    import time
+
+    pcap = tmp_path / "idle.pcap"
+    with Lab(prefix="trctest") as lab, lab.tcpdump(lab.client, pcap):
+        time.sleep(1.5)  # MLD's unsolicited reports repeat within about a second
+    out = subprocess.run(["tcpdump", "-n", "-r", str(pcap)], capture_output=True, text=True)
+    assert out.stdout.splitlines() == []

@@ -337,6 +337,56 @@ def state_name(state: TcpState | int, lang: str) -> str:
     return name
 
 
+# A few words per reason, for ladder rows and lists (the sentences are above).
+LABELS: dict[str, tuple[str, str]] = {
+    "unknown": ("cause unknown", "原因未知"),
+    "connect_syn": ("SYN opening a connection", "发起连接的 SYN"),
+    "syn_retransmission": ("SYN retransmitted", "SYN 重传"),
+    "listen_queue_synack": ("SYN-ACK from the listen queue", "监听队列回应 SYN-ACK"),
+    "synack_retransmission": ("SYN-ACK retransmitted", "SYN-ACK 重传"),
+    "simultaneous_open_syn": ("simultaneous-open SYN", "同时打开的 SYN"),
+    "simultaneous_open_synack": ("simultaneous-open SYN-ACK", "同时打开的 SYN-ACK"),
+    "handshake_ack": ("last ACK of the handshake", "握手的最后一个 ACK"),
+    "send_data": ("data", "发送数据"),
+    "send_data_fin": ("data and FIN", "发送数据并 FIN"),
+    "data_ack": ("ACK of data", "确认数据"),
+    "fin_ack": ("ACK of the peer's FIN", "确认对方的 FIN"),
+    "window_update": ("window update", "窗口更新"),
+    "zero_window": ("zero window", "零窗口"),
+    "zero_window_probe": ("zero-window probe", "零窗口探测"),
+    "zero_window_probe_ack": ("ACK of a zero-window probe", "零窗口探测的确认"),
+    "keep_alive": ("keep-alive probe", "保活探测"),
+    "keep_alive_ack": ("ACK of a keep-alive", "保活探测的确认"),
+    "dup_ack": ("duplicate ACK", "重复 ACK"),
+    "retransmission": ("retransmission", "重传"),
+    "fast_retransmission": ("fast retransmission", "快速重传"),
+    "spurious_retransmission": ("spurious retransmission", "虚假重传"),
+    "close_fin": ("FIN of the active close", "主动关闭的 FIN"),
+    "close_fin_after_peer": ("FIN of the passive close", "被动关闭的 FIN"),
+    "close_fin_ack": ("FIN of the passive close (with ACK)", "被动关闭的 FIN（带 ACK）"),
+    "simultaneous_close_fin": ("simultaneous-close FIN", "同时关闭的 FIN"),
+    "fin_retransmission": ("FIN retransmitted", "FIN 重传"),
+    "rst_no_listener": ("RST: no listener", "无监听者，回复 RST"),
+    "rst_abort": ("RST: abortive close", "异常关闭的 RST"),
+    "rst_after_close": ("RST: data after close", "关闭后收到数据，回复 RST"),
+    "rst_unknown_connection": ("RST: unknown connection", "未知连接的 RST"),
+    "udp_datagram": ("UDP datagram", "UDP 数据报"),
+    "icmp_port_unreachable": ("ICMP port unreachable", "ICMP 端口不可达"),
+    "icmp_error": ("ICMP error", "ICMP 差错"),
+    "icmp_message": ("ICMP message", "ICMP 消息"),
+    "not_transport": ("not TCP/UDP", "非传输层帧"),
+    "mid_stream": ("capture starts mid-connection", "连接中途开始捕获"),
+}
+
+
+def label(reason: str, lang: str) -> str:
+    """A few words for ``reason`` in ``lang`` (the snake_case name for an unlabelled one)."""
+    pair = LABELS.get(reason)
+    if pair is None:
+        return reason.replace("_", " ")
+    return pair[1] if _lang(lang) == "zh" else pair[0]
+
+
 def reasons_missing_text() -> list[tuple[str, str]]:
     """(lang, reason) pairs without a text; empty when every reason is explained."""
     return [(lang, r) for lang in LANGS for r in REASONS if not _TEXTS[lang].get(r)]

@@ -128,6 +128,8 @@ class Lab:
                 "可改用 'tracer replay captures/hello.pcap'",
             )
         require_tool("ip", "iproute2")
+        if not loopback:
+            require_tool("nft", "nftables")
         base = f"{prefix}-{os.getpid()}-{next(_counter)}"
         self.prefix = prefix
         self.loopback = loopback
@@ -168,8 +170,10 @@ class Lab:
         c, s = self.client, self.server
         _ip("link", "add", IFACE, "netns", c.ns, "type", "veth", "peer", "name", IFACE, "netns", s.ns)
         for h in self.hosts:
-            # No link-local address: no DAD, router or MLD chatter in the captures.
+            # No link-local address: no DAD or router chatter in the captures; and
+            # MLD reports (sent up to a second after link-up) never reach the wire.
             h.run(["sysctl", "-qw", f"net.ipv6.conf.{IFACE}.addr_gen_mode=1"], check=False)
+            h.run(["nft", "-f", "-"], input=_QUIET_RULES)
             h.run(["ip", "addr", "add", f"{h.ip}/24", "dev", IFACE])
             h.run(["ip", "-6", "addr", "add", f"{h.ip6}/64", "dev", IFACE, "nodad"])
             h.run(["ip", "link", "set", IFACE, "up"])
@@ -213,6 +217,16 @@ class Lab:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+_QUIET_RULES = """
+table inet tracer_quiet {
+    chain out {
+        type filter hook output priority 0; policy accept;
+        icmpv6 type { mld-listener-report, mld2-listener-report, mld-listener-done, nd-router-solicit } drop
+    }
+}
+"""
 
 
 def _mac(host: Host) -> str:

@@ -1,0 +1,286 @@
+"""The ``tracer`` command: replay a capture as a ladder, or export it.
+
+Every failure the user can cause ends as one line ``tracer: error: ...`` on
+stderr (Simplified Chinese with ``--lang zh``) and a documented exit code
+(``tracer.errors``); a traceback is shown only with ``TRACER_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from tracer import __version__
+from tracer.core.analysis import Analysis
+from tracer.core.trace import Trace
+from tracer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CaptureError, TracerError, UsageError
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `tracer ... | head`
+LANGS = ("en", "zh")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "error": "tracer: error: {msg}",
+        "warning": "tracer: warning: {msg}",
+        "internal": "tracer: internal error: {msg} (a bug; set TRACER_DEBUG=1 to see the traceback)",
+        "no_tui_tty": "tracer: note: stdout is not a terminal, printing the text ladder instead of the TUI",
+        "no_tui_missing": "tracer: note: the interactive UI is not available, printing the text ladder",
+        "usage": "{msg}",
+        "pcapng_tty": "refusing to write binary pcapng to a terminal; use -o FILE",
+        "cannot_write": "cannot write {path}: {why}",
+        "cannot_read": "cannot read {path}: {why}",
+        "bad_stream": "--stream must be a TCP stream index >= 0, got {value}",
+    },
+    "zh": {
+        "error": "tracer: 错误: {msg}",
+        "warning": "tracer: 警告: {msg}",
+        "internal": "tracer: 内部错误: {msg}（这是程序缺陷；设置 TRACER_DEBUG=1 可查看调用栈）",
+        "no_tui_tty": "tracer: 提示: 标准输出不是终端，改为打印文本阶梯图而不是交互界面",
+        "no_tui_missing": "tracer: 提示: 交互界面不可用，改为打印文本阶梯图",
+        "usage": "命令行用法错误：{msg}",
+        "pcapng_tty": "拒绝把二进制 pcapng 写到终端；请用 -o 文件名",
+        "cannot_write": "无法写入 {path}：{why}",
+        "cannot_read": "无法读取 {path}：{why}",
+        "bad_stream": "--stream 必须是不小于 0 的 TCP 流编号，而不是 {value}",
+    },
+}
+
+
+def _msg(key: str, lang: str, **kw: object) -> str:
+    return MESSAGES[lang if lang in MESSAGES else "en"][key].format(**kw)
+
+
+def _both(key: str, **kw: object) -> tuple[str, str]:
+    return _msg(key, "en", **kw), _msg(key, "zh", **kw)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` (exit 3) instead of exiting with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)", _msg("usage", "zh", msg=message))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--lang", choices=LANGS, default=None, help="language of labels and messages (en, zh)"
+    )
+    view = _Parser(add_help=False)
+    view.add_argument("--stream", type=int, default=None, metavar="N", help="only TCP stream N (tcp.stream)")
+    view.add_argument("--raw-seq", action="store_true", help="raw sequence numbers instead of relative")
+    view.add_argument("--explain", action="store_true", help="add each packet's explanation under its row")
+    view.add_argument("--width", type=int, default=None, help="ladder width in columns")
+
+    p = _Parser(
+        prog="tracer",
+        description="Packet-level TCP/UDP handshake tracer for teaching socket programming.",
+        parents=[common],
+    )
+    p.add_argument("--version", action="version", version=f"tracer {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser(
+        "replay",
+        parents=[common, view],
+        help="replay a pcap/pcapng capture (TUI, or a text ladder with --no-tui)",
+    )
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("--no-tui", action="store_true", help="print the text ladder instead of opening the TUI")
+    e = sub.add_parser(
+        "export", parents=[common, view], help="export a capture's analysis as json, text or pcapng"
+    )
+    e.add_argument("file", metavar="FILE")
+    e.add_argument("--format", choices=("json", "text", "pcapng"), required=True)
+    e.add_argument("-o", "--output", default="-", metavar="OUT", help="output file; - (default) is stdout")
+    return p
+
+
+def _argv_lang(argv: Sequence[str]) -> str:
+    """``--lang`` from the raw arguments, so that even a usage error speaks it."""
+    lang = os.environ.get("TRACER_LANG", "en")
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            lang = argv[i + 1]
+        elif arg.startswith("--lang="):
+            lang = arg.split("=", 1)[1]
+    return lang if lang in LANGS else "en"
+
+
+def load(path: str) -> tuple[Trace, Analysis]:
+    """Read and analyse a capture file; every failure is a ``TracerError``."""
+    from tracer.core.analyze import analyze
+    from tracer.pcap.reader import read_capture
+
+    p = Path(path)
+    try:
+        trace = read_capture(p)
+    except TracerError:
+        raise
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise CaptureError(*_both("cannot_read", path=path, why=why)) from e
+    return trace, analyze(trace)
+
+
+def _warn(trace: Trace, lang: str) -> None:
+    for w in trace.warnings:
+        text = w.message_zh if lang == "zh" else w.message
+        print(_msg("warning", lang, msg=" ".join(text.split())), file=sys.stderr, flush=True)
+
+
+def _stdout_text() -> TextIO:
+    out = sys.stdout
+    # JSON and the zh ladder are UTF-8 whatever the locale says.
+    if isinstance(out, io.TextIOWrapper) and (out.encoding or "").lower().replace("-", "") != "utf8":
+        with contextlib.suppress(ValueError):
+            out.reconfigure(encoding="utf-8")
+    return out
+
+
+@contextlib.contextmanager
+def _text_output(path: str) -> Iterator[TextIO]:
+    if path == "-":
+        yield _stdout_text()
+        return
+    try:
+        f = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise CaptureError(*_both("cannot_write", path=path, why=e.strerror or str(e))) from e
+    with f:
+        yield f
+
+
+def _ladder_args(args: argparse.Namespace, lang: str) -> dict[str, object]:
+    if args.stream is not None and args.stream < 0:
+        raise UsageError(*_both("bad_stream", value=args.stream))
+    width = args.width
+    if width is None:
+        width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    return {
+        "lang": lang,
+        "width": width,
+        "stream": args.stream,
+        "raw_seq": args.raw_seq,
+        "explain": args.explain,
+    }
+
+
+def _write_ladder(out: TextIO, trace: Trace, analysis: Analysis, opts: dict[str, object]) -> None:
+    from tracer.export.ladder import render_ladder
+
+    buf: list[str] = []
+    for line in render_ladder(trace, analysis, **opts):  # type: ignore[arg-type]
+        buf.append(line)
+        if len(buf) >= 4096:
+            out.write("\n".join(buf) + "\n")
+            buf.clear()
+    if buf:
+        out.write("\n".join(buf) + "\n")
+    out.flush()
+
+
+def _try_tui(trace: Trace, analysis: Analysis, lang: str) -> bool:
+    """Run the interactive UI if it exists; False when it is not available."""
+    try:
+        mod = importlib.import_module("tracer.tui")
+    except ImportError:
+        return False
+    run = getattr(mod, "run_tui", None)
+    if run is None:
+        return False
+    run(trace, analysis, lang=lang)
+    return True
+
+
+def cmd_replay(args: argparse.Namespace, lang: str) -> int:
+    opts = _ladder_args(args, lang)
+    trace, analysis = load(args.file)
+    _warn(trace, lang)
+    if not args.no_tui:
+        if not sys.stdout.isatty():
+            print(_msg("no_tui_tty", lang), file=sys.stderr)
+        elif _try_tui(trace, analysis, lang):
+            return 0
+        else:
+            print(_msg("no_tui_missing", lang), file=sys.stderr)
+    _write_ladder(_stdout_text(), trace, analysis, opts)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, lang: str) -> int:
+    opts = _ladder_args(args, lang)
+    if args.format == "pcapng" and args.output == "-" and sys.stdout.isatty():
+        raise UsageError(*_both("pcapng_tty"))
+    trace, analysis = load(args.file)
+    _warn(trace, lang)
+    if args.format == "json":
+        from tracer.export.json_export import write_json
+
+        with _text_output(args.output) as out:
+            write_json(trace, analysis, out)
+            out.flush()
+    elif args.format == "text":
+        with _text_output(args.output) as out:
+            _write_ladder(out, trace, analysis, opts)
+    else:
+        from tracer.pcap.writer import write_pcapng
+
+        if args.output == "-":
+            sys.stdout.flush()
+            write_pcapng(sys.stdout.buffer, trace, analysis, lang=lang)
+            sys.stdout.buffer.flush()
+        else:
+            write_pcapng(args.output, trace, analysis, lang=lang)
+    return 0
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it at exit, which must not fail or block."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (see README, "Exit codes")."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    lang = _argv_lang(args_list)
+    debug = os.environ.get("TRACER_DEBUG") == "1"
+    try:
+        try:
+            args = build_parser().parse_args(args_list)
+        except SystemExit as e:  # --help / --version
+            return e.code if isinstance(e.code, int) else 0
+        lang = args.lang or lang
+        if args.command == "replay":
+            return cmd_replay(args, lang)
+        return cmd_export(args, lang)
+    except TracerError as e:
+        text = e.message_zh if lang == "zh" else e.message
+        print(_msg("error", lang, msg=text), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        # Output is abandoned: a final flush could block on a full pipe or fail.
+        _detach_stdout()
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as e:
+        if debug:
+            raise
+        detail = " ".join(f"{type(e).__name__}: {e}".split())
+        print(_msg("internal", lang, msg=detail), file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

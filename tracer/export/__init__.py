@@ -1,0 +1,1 @@
+"""Exporters: the JSON contract and the text ladder."""
