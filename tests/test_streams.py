@@ -1,0 +1,188 @@
+"""Stream numbering, endpoints, direction and client/server, checked against tshark.
+
+tcp.stream/udp.stream agreement per frame is in ``test_tshark_agreement``; here the
+per-stream facts (first/last frame, packet count, endpoint ``a``, the client) are
+derived from tshark's output or from the RFCs and compared with ``StreamInfo``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conftest import corpus_files, tshark_fields
+from tracer.core.model import PROTO_ICMP, PROTO_TCP, PROTO_UDP, StreamInfo, endpoint_str
+from tracer.core.streams import assign_streams
+from tracer.core.table import COLUMNS, PacketTable
+from tracer.pcap.reader import read_capture
+
+FIELDS = (
+    "frame.protocols",
+    "tcp.stream",
+    "udp.stream",
+    "ip.src",
+    "ipv6.src",
+    "ip.dst",
+    "ipv6.dst",
+    "tcp.srcport",
+    "tcp.dstport",
+    "udp.srcport",
+    "udp.dstport",
+    "tcp.flags",
+    "icmp.type",
+)
+
+
+def _tshark_streams(path: Path, proto: str) -> dict[int, dict[str, object]]:
+    """Per stream index from tshark: first/last frame, count, first sender, SYN facts."""
+    rows = tshark_fields(path, *FIELDS)
+    out: dict[int, dict[str, object]] = {}
+    for no, r in enumerate(rows, start=1):
+        f = dict(zip(FIELDS, r, strict=True))
+        value = f[f"{proto}.stream"]
+        layers = f["frame.protocols"].split(":")
+        tunnel = "udp" in layers and "tcp" in layers
+        if not value or f["icmp.type"] or "," in value or tunnel:
+            continue  # ICMP errors and tunnels: covered in test_tshark_agreement
+        src = (f["ip.src"] or f["ipv6.src"]).split(",")[-1]
+        dst = (f["ip.dst"] or f["ipv6.dst"]).split(",")[-1]
+        sport = int(f[f"{proto}.srcport"].split(",")[-1])
+        dport = int(f[f"{proto}.dstport"].split(",")[-1])
+        s = out.setdefault(int(value), {"first": no, "count": 0, "a": endpoint_str(src, sport)})
+        s["last"] = no
+        s["count"] = int(s["count"]) + 1  # type: ignore[call-overload]
+        flags = int(f["tcp.flags"], 16) if f["tcp.flags"] else 0
+        if flags & 0x12 == 0x02 and "syn_from" not in s:
+            s["syn_from"] = endpoint_str(src, sport)
+        if flags & 0x12 == 0x12 and "synack_to" not in s:
+            s["synack_to"] = endpoint_str(dst, dport)
+    return out
+
+
+def _has_icmp_or_tunnel(path: Path) -> bool:
+    rows = tshark_fields(path, "frame.protocols")
+    return any("icmp" in r[0] or r[0].count(":udp") + r[0].count(":tcp") > 1 for r in rows)
+
+
+def test_stream_facts_match_tshark(corpus: Path) -> None:
+    checked = 0
+    for path in corpus_files():
+        t = read_capture(path).packets
+        s = assign_streams(t)
+        plain = not _has_icmp_or_tunnel(path)
+        for proto, infos in (("tcp", s.tcp_streams), ("udp", s.udp_streams)):
+            theirs = _tshark_streams(path, proto)
+            ours: dict[int, StreamInfo] = {i.index: i for i in infos}
+            assert [i.index for i in infos] == list(range(len(infos)))
+            if plain:
+                assert set(ours) == set(theirs), path.name
+            for k, fact in theirs.items():
+                info = ours[k]
+                assert info.a == fact["a"], (path.name, k)
+                if plain:
+                    assert (info.first_no, info.last_no, info.packets) == (
+                        fact["first"],
+                        fact["last"],
+                        fact["count"],
+                    ), (path.name, k)
+                if "syn_from" in fact:
+                    assert info.client == fact["syn_from"], (path.name, k)
+                elif "synack_to" in fact:
+                    assert info.client == fact["synack_to"], (path.name, k)
+                checked += 1
+    assert checked > 30
+
+
+def test_direction_is_relative_to_first_sender(corpus: Path) -> None:
+    for path in corpus_files():
+        t = read_capture(path).packets
+        s = assign_streams(t)
+        infos = {("tcp", i.index): i for i in s.tcp_streams} | {("udp", i.index): i for i in s.udp_streams}
+        for i in np.flatnonzero((s.stream >= 0) & ~s.is_quote).tolist():
+            info = infos[("tcp" if t.proto[i] == PROTO_TCP else "udp", int(s.stream[i]))]
+            sender = t.src_endpoint(i)
+            assert sender == (info.a if s.direction[i] == 0 else info.b), (path.name, i + 1)
+            assert t.dst_endpoint(i) == (info.b if s.direction[i] == 0 else info.a)
+
+
+def test_dns_client_is_the_side_without_port_53(corpus: Path) -> None:
+    """RFC 1035: DNS servers listen on port 53, so the other endpoint is the client."""
+    seen = 0
+    for path in corpus_files():
+        s = assign_streams(read_capture(path).packets)
+        for info in s.udp_streams:
+            ports = {info.a.rsplit(":", 1)[1], info.b.rsplit(":", 1)[1]}
+            if "53" in ports and len(ports) == 2:
+                assert info.client is not None and not info.client.endswith(":53")
+                seen += 1
+    assert seen >= 5
+
+
+def test_icmp_error_row_joins_the_quoted_stream_travelling_back(corpus: Path) -> None:
+    """dpkt__nb6-http.pcap frame 34: ICMP port unreachable quoting a DNS reply."""
+    path = corpus / "dpkt__nb6-http.pcap"
+    t = read_capture(path).packets
+    s = assign_streams(t)
+    rows = tshark_fields(path, "udp.stream", "ip.src", "udp.srcport", "icmp.type")
+    icmp_rows = [i for i, r in enumerate(rows) if r[3]]
+    assert icmp_rows and all(t.proto[i] == PROTO_ICMP for i in icmp_rows)
+    for i in icmp_rows:
+        assert s.is_quote[i]
+        assert str(int(s.stream[i])) == rows[i][0]
+        info = s.udp_streams[int(s.stream[i])]
+        quoted_sender = endpoint_str(rows[i][1].split(",")[1], int(rows[i][2]))
+        # The error travels back towards the quoted packet's sender.
+        assert s.direction[i] == (1 if quoted_sender == info.a else 0)
+
+
+def test_traceroute_probes_and_their_icmp_errors_share_streams(corpus: Path) -> None:
+    path = corpus / "tcpdump__mpls-traceroute.pcap"
+    t = read_capture(path).packets
+    s = assign_streams(t)
+    theirs = [r[0] for r in tshark_fields(path, "udp.stream")]
+    assert [str(int(v)) if v >= 0 else "" for v in s.stream.tolist()] == theirs
+    icmp = np.flatnonzero(t.proto == PROTO_ICMP)
+    assert icmp.size == 9 and (s.direction[icmp] == 1).all()
+
+
+def test_empty_and_non_transport_tables() -> None:
+    s = assign_streams(PacketTable.empty())
+    assert s.stream.size == 0 and s.tcp_streams == () and s.udp_streams == ()
+
+
+def _tiled(t: PacketTable, k: int) -> PacketTable:
+    """``k`` copies of a capture's packets, each copy on its own client endpoint.
+
+    The client side is the endpoint with the higher port; copies differ in that port
+    and, every 60000 copies, in the client address.  Sequence numbers are shifted
+    per copy so that no two copies look like the same connection.
+    """
+    cols = {name: np.tile(getattr(t, name), k) for name, _ in COLUMNS}
+    rep = np.repeat(np.arange(k, dtype=np.int64), len(t))
+    transport = np.tile((t.proto == PROTO_TCP) | (t.proto == PROTO_UDP), k)
+    src_is_client = transport & (cols["sport"] > cols["dport"])
+    dst_is_client = transport & (cols["dport"] > cols["sport"])
+    new_port = 1024 + (np.maximum(cols["sport"], cols["dport"]) + rep * 13) % 60000
+    new_addr = np.where(rep >= 60000, len(t.addresses) + rep // 60000 - 1, -1)
+    cols["sport"] = np.where(src_is_client, new_port, cols["sport"])
+    cols["dport"] = np.where(dst_is_client, new_port, cols["dport"])
+    cols["src"] = np.where(src_is_client & (new_addr >= 0), new_addr, cols["src"])
+    cols["dst"] = np.where(dst_is_client & (new_addr >= 0), new_addr, cols["dst"])
+    cols["seq"] = np.where(cols["seq"] >= 0, (cols["seq"] + rep * 7919) % 2**32, cols["seq"])
+    cols["ack"] = np.where(cols["ack"] > 0, (cols["ack"] + rep * 7919) % 2**32, cols["ack"])
+    cols["ts_ns"] = cols["ts_ns"] + rep * 1_000_000_000
+    extra = tuple(f"10.251.{g // 256}.{g % 256}" for g in range(k // 60000 + 1))
+    return PacketTable(**cols, addresses=t.addresses + extra, proto_names=t.proto_names)  # type: ignore[arg-type]
+
+
+def test_assign_streams_on_a_million_rows_is_fast(corpus: Path) -> None:
+    t = read_capture(corpus / "dpkt__http.pcap").packets
+    big = _tiled(t, 1_000_000 // len(t) + 1)
+    t0 = time.perf_counter()
+    s = assign_streams(big)
+    took = time.perf_counter() - t0
+    print(f"\nassign_streams: {len(big)} rows, {len(s.tcp_streams)} TCP streams, {took:.2f} s")
+    assert len(s.tcp_streams) > 10_000
+    assert took < 3.0  # target ~0.3 s on one core; generous for loaded CI machines
