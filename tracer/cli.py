@@ -1,4 +1,4 @@
-"""The ``tracer`` command: replay a capture as a ladder, or export it.
+"""The ``tracer`` command: replay a capture as a ladder, export it, or show one packet.
 
 Every failure the user can cause ends as one line ``tracer: error: ...`` on
 stderr (Simplified Chinese with ``--lang zh``) and a documented exit code
@@ -38,6 +38,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cannot_write": "cannot write {path}: {why}",
         "cannot_read": "cannot read {path}: {why}",
         "bad_stream": "--stream must be a TCP stream index >= 0, got {value}",
+        "bad_packet": "{path} has packets 1 to {count}; there is no packet {no}",
     },
     "zh": {
         "error": "tracer: 错误: {msg}",
@@ -50,6 +51,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cannot_write": "无法写入 {path}：{why}",
         "cannot_read": "无法读取 {path}：{why}",
         "bad_stream": "--stream 必须是不小于 0 的 TCP 流编号，而不是 {value}",
+        "bad_packet": "{path} 中的数据包编号为 1 到 {count}；没有第 {no} 个包",
     },
 }
 
@@ -100,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("file", metavar="FILE")
     e.add_argument("--format", choices=("json", "text", "pcapng"), required=True)
     e.add_argument("-o", "--output", default="-", metavar="OUT", help="output file; - (default) is stdout")
+    s = sub.add_parser(
+        "show", parents=[common], help="one packet in full: cause, explanation, states, layers, bytes"
+    )
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("no", type=int, metavar="NO", help="packet number (1-based, as in the ladder)")
     return p
 
 
@@ -242,6 +249,20 @@ def cmd_export(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace, lang: str) -> int:
+    from tracer.export.detail import render_detail
+
+    trace, analysis = load(args.file)
+    _warn(trace, lang)
+    count = len(trace.packets)
+    if not 1 <= args.no <= count:
+        raise UsageError(*_both("bad_packet", path=args.file, count=count, no=args.no))
+    out = _stdout_text()
+    out.write("\n".join(render_detail(trace, analysis, args.no - 1, lang)) + "\n")
+    out.flush()
+    return 0
+
+
 def _detach_stdout() -> None:
     """Point stdout at /dev/null: Python flushes it at exit, which must not fail or block."""
     with contextlib.suppress(OSError, ValueError):
@@ -262,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lang = args.lang or lang
         if args.command == "replay":
             return cmd_replay(args, lang)
+        if args.command == "show":
+            return cmd_show(args, lang)
         return cmd_export(args, lang)
     except TracerError as e:
         text = e.message_zh if lang == "zh" else e.message
