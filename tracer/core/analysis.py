@@ -21,7 +21,8 @@ class Analysis:
     stream: tcp.stream or udp.stream index (per protocol, like tshark), -1 if none;
         an ICMP error carries the stream of the header it quotes.
     direction: 0 = sent by the stream's endpoint ``a``, 1 = by ``b``, -1 = none.
-    rel_seq/rel_ack: relative to each direction's ISN like tshark; -1 = none.
+    rel_seq/rel_ack: relative to each direction's ISN like tshark; -1 = not TCP.  As
+        tshark does, a segment without the ACK flag shows its raw ack field.
     flags: bit set of ``AnalysisFlag``.
     state_a/state_b: ``TcpState`` of endpoints a and b after this packet; -1 = not TCP.
     cause_*: why the packet exists (see ``tracer.core.model.Cause``).
