@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CAPTURES, CORPUS, corpus_files, corpus_manifest, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, corpus_manifest, tshark_fields
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tracer.export.json_export as jx
-from tests.conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
 from tracer.core.explain import explain

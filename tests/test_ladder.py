@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
 from tracer.core.analyze import analyze
 from tracer.export.ladder import render_ladder, text_width
 from tracer.pcap.reader import read_capture

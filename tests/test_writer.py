@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CORPUS, corpus_manifest
+from conftest import CORPUS, corpus_manifest
 from tracer.core.analyze import analyze
 from tracer.core.explain import explain
 from tracer.core.model import (
