@@ -77,6 +77,24 @@ def test_missing_file(tmp_path: Path, lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
+def test_unreadable_file(tmp_path: Path, lang: str) -> None:
+    """A file we may not read: root without the capabilities that bypass file modes."""
+    locked = tmp_path / "locked.pcap"
+    locked.write_bytes((CAPTURES / "hello.pcap").read_bytes())
+    locked.chmod(0)
+    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+         sys.executable, "-m", "tracer", "replay", str(locked), "--no-tui", "--lang", lang],
+        capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+        timeout=60, check=False,
+    )
+    assert proc.returncode == EXIT_INPUT
+    assert "locked.pcap" in one_error_line(proc, lang)
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
 def test_directory(tmp_path: Path, lang: str) -> None:
     proc = run("export", tmp_path, "--format", "json", "--lang", lang)
     assert proc.returncode == EXIT_INPUT
