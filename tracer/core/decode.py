@@ -1,6 +1,7 @@
 """Raw captured frames -> ``PacketTable``, vectorised over all frames at once.
 
-Input is the capture's bytes plus one offset/length/link type per frame.  Every
+Input is the capture's bytes plus one offset/length/link type per frame, in one
+batch (``decode_frames``) or several (``TableBuilder``, for large files).  Every
 layer is decoded for whole columns with numpy gathers (``np.take`` of byte blocks
 at per-row offsets); only rare rows (SACK blocks, ICMP error quotes, notes) take
 a per-row Python path.  Nothing is dropped and nothing raises on bad bytes: a
@@ -18,18 +19,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tracer.core.model import FIXED_PROTO_NAMES, IcmpQuote
-from tracer.core.table import I32, I64, PacketTable
+from tracer.core.table import COLUMNS, I32, I64, FrameSource, PacketTable
 
 U8A = npt.NDArray[np.uint8]
 IntA = npt.NDArray[np.int64]
 BoolA = npt.NDArray[np.bool_]
+_V = TypeVar("_V")
 
 # Link types (LINKTYPE_* numbers from the pcap/pcapng registry).
 LT_NULL = 0
@@ -177,10 +179,40 @@ def _u8(buf: U8A, off: IntA) -> IntA:
     return np.take(buf, off, mode="clip").astype(np.int64)
 
 
+# Decoded columns and their "absent" value (every other column comes from the reader).
+_FILLS = {
+    "proto": -1,
+    "ip_version": 0,
+    "src": -1,
+    "dst": -1,
+    "sport": -1,
+    "dport": -1,
+    "tcp_flags": 0,
+    "seq": -1,
+    "ack": -1,
+    "window": -1,
+    "payload_len": 0,
+    "mss": -1,
+    "wscale": -1,
+    "sack_perm": False,
+    "ts_val": -1,
+    "ts_ecr": -1,
+    "icmp_type": -1,
+    "icmp_code": -1,
+}
+
+
 class _Decoder:
     """Holds the output columns while the layers are decoded (one instance per call)."""
 
-    def __init__(self, data: bytes | memoryview, frame_off: I64, caplen: I32, wirelen: I32) -> None:
+    def __init__(
+        self,
+        data: bytes | memoryview,
+        frame_off: I64,
+        caplen: I32,
+        wirelen: I32,
+        out: dict[str, npt.NDArray[Any]],
+    ) -> None:
         self.buf: U8A = np.frombuffer(data, dtype=np.uint8)
         n = int(frame_off.shape[0])
         self.n = n
@@ -189,24 +221,27 @@ class _Decoder:
         self.capend = self.off + cap
         self.wireend = self.off + np.maximum(wirelen.astype(np.int64), cap)
         self.key = np.zeros(n, dtype=np.int64)  # category key for non-fixed protos
-        self.proto = np.full(n, -1, dtype=np.int16)
-        self.ip_version = np.zeros(n, dtype=np.int8)
-        self.src = np.full(n, -1, dtype=np.int32)
-        self.dst = np.full(n, -1, dtype=np.int32)
-        self.sport = np.full(n, -1, dtype=np.int32)
-        self.dport = np.full(n, -1, dtype=np.int32)
-        self.tcp_flags = np.zeros(n, dtype=np.int32)
-        self.seq = np.full(n, -1, dtype=np.int64)
-        self.ack = np.full(n, -1, dtype=np.int64)
-        self.window = np.full(n, -1, dtype=np.int32)
-        self.payload_len = np.zeros(n, dtype=np.int32)
-        self.mss = np.full(n, -1, dtype=np.int32)
-        self.wscale = np.full(n, -1, dtype=np.int16)
-        self.sack_perm = np.zeros(n, dtype=np.bool_)
-        self.ts_val = np.full(n, -1, dtype=np.int64)
-        self.ts_ecr = np.full(n, -1, dtype=np.int64)
-        self.icmp_type = np.full(n, -1, dtype=np.int16)
-        self.icmp_code = np.full(n, -1, dtype=np.int16)
+        # The output columns are views of the builder's final columns (no copy later).
+        for name, fill in _FILLS.items():
+            out[name].fill(fill)
+        self.proto: npt.NDArray[np.int16] = out["proto"]
+        self.ip_version: npt.NDArray[np.int8] = out["ip_version"]
+        self.src: I32 = out["src"]
+        self.dst: I32 = out["dst"]
+        self.sport: I32 = out["sport"]
+        self.dport: I32 = out["dport"]
+        self.tcp_flags: I32 = out["tcp_flags"]
+        self.seq: I64 = out["seq"]
+        self.ack: I64 = out["ack"]
+        self.window: I32 = out["window"]
+        self.payload_len: I32 = out["payload_len"]
+        self.mss: I32 = out["mss"]
+        self.wscale: npt.NDArray[np.int16] = out["wscale"]
+        self.sack_perm: BoolA = out["sack_perm"]
+        self.ts_val: I64 = out["ts_val"]
+        self.ts_ecr: I64 = out["ts_ecr"]
+        self.icmp_type: npt.NDArray[np.int16] = out["icmp_type"]
+        self.icmp_code: npt.NDArray[np.int16] = out["icmp_code"]
         self.notes: dict[int, str] = {}
         self.sack_blocks: dict[int, tuple[tuple[int, int], ...]] = {}
         self.icmp_quotes: dict[int, IcmpQuote] = {}
@@ -585,15 +620,19 @@ class _Decoder:
 
     # --- addresses --------------------------------------------------------------------
 
-    def addresses(self) -> tuple[str, ...]:
-        names: list[str] = []
+    def intern_addresses(self, book: dict[int | bytes, int]) -> None:
+        """Set ``src``/``dst`` to ids in ``book`` (raw address -> id, shared by all batches).
+
+        Only each batch's distinct addresses touch the dict; ``TableBuilder.finish``
+        renumbers the ids into sorted order at the end.
+        """
         if self.v4_rows:
             rows = np.concatenate(self.v4_rows)
             # uint32 sorts faster than int64 inside np.unique.
             vals = np.concatenate([a.reshape(2, -1) for a in self.v4_addr], axis=1).ravel().astype(np.uint32)
             uniq, inv = np.unique(vals, return_inverse=True)
-            names += [f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}" for v in uniq.tolist()]
-            inv4 = inv.reshape(2, -1).astype(np.int32)
+            ids = np.array([book.setdefault(v, len(book)) for v in uniq.tolist()], dtype=np.int32)
+            inv4 = ids[inv].reshape(2, -1)
             self.src[rows], self.dst[rows] = inv4[0], inv4[1]
         if self.v6_rows:
             rows = np.concatenate(self.v6_rows)
@@ -601,11 +640,9 @@ class _Decoder:
             parts = [a.reshape(2, -1, 16) for a in self.v6_addr]
             allv = np.ascontiguousarray(np.concatenate(parts, axis=1).reshape(-1, 16))
             uniq6, inv6 = np.unique(allv.view("V16").ravel(), return_inverse=True)
-            base = len(names)
-            names += [format_ipv6(bytes(u)) for u in uniq6.tolist()]
-            ids6 = inv6.reshape(2, k).astype(np.int32) + base
+            ids = np.array([book.setdefault(bytes(u), len(book)) for u in uniq6.tolist()], dtype=np.int32)
+            ids6 = ids[inv6].reshape(2, k)
             self.src[rows], self.dst[rows] = ids6[0], ids6[1]
-        return tuple(names)
 
 
 def format_ipv6(raw: bytes) -> str:
@@ -643,20 +680,148 @@ def _quote(inner: bytes) -> IcmpQuote | None:
     return IcmpQuote(proto=pname, src_ip=src, dst_ip=dst, sport=sport, dport=dport, seq_raw=seq)
 
 
-def _intern_protos(proto: npt.NDArray[np.int16], key: IntA) -> tuple[str, ...]:
-    rest = np.flatnonzero(proto < 0)
+def _shifted(rows: dict[int, _V], base: int) -> dict[int, _V]:
+    return {k + base: v for k, v in rows.items()} if base else rows
+
+
+def _address_order(book: dict[int | bytes, int]) -> tuple[tuple[str, ...], npt.NDArray[np.int32]]:
+    """Names in tshark-stable order (IPv4 numerically, then IPv6 bytewise) and old id -> new id."""
+    v4 = sorted((k, i) for k, i in book.items() if isinstance(k, int))
+    v6 = sorted((k, i) for k, i in book.items() if isinstance(k, bytes))
+    names = [f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}" for v, _ in v4]
+    names += [format_ipv6(v) for v, _ in v6]
+    # One spare slot holding -1 so that ``new[col]`` maps "no address" (-1) to itself.
+    new = np.full(len(book) + 1, -1, dtype=np.int32)
+    new[[i for _, i in v4] + [i for _, i in v6]] = np.arange(len(book), dtype=np.int32)
+    return tuple(names), new
+
+
+def _proto_order(keys: dict[int, int]) -> tuple[tuple[str, ...], npt.NDArray[np.int16]]:
+    """``proto_names`` (fixed names, then the others by category key) and key id -> proto id."""
     names = list(FIXED_PROTO_NAMES)
-    if rest.size:
-        uniq, inv = np.unique(key[rest], return_inverse=True)
-        extra = [_proto_name(int(k)) for k in uniq.tolist()]
+    ids = np.zeros(len(keys), dtype=np.int16)
+    for key, kid in sorted(keys.items()):
+        nm = _proto_name(key)
         # Different keys can share a name (e.g. two "truncated" spellings): merge.
-        ids: list[int] = []
-        for nm in extra:
-            if nm not in names:
-                names.append(nm)
-            ids.append(names.index(nm))
-        proto[rest] = np.asarray(ids, dtype=np.int16)[inv]
-    return tuple(names)
+        if nm not in names:
+            names.append(nm)
+        ids[kid] = names.index(nm)
+    return tuple(names), ids
+
+
+class TableBuilder:
+    """Decodes frames batch by batch into one ``PacketTable``.
+
+    A reader feeds a large capture a few MiB at a time so that decoding
+    temporaries stay small; addresses and protocol names are interned across
+    batches and renumbered once in ``finish`` so that the result does not depend
+    on how the frames were split.  Batches are decoded straight into the final
+    columns, allocated once for ``reserve``'s estimate: growing them piecemeal
+    (or joining per-batch columns) fragments the heap and costs ~100 MiB of
+    resident memory per million packets.  Unused capacity is never touched, so
+    it is virtual memory only.
+    """
+
+    def __init__(self) -> None:
+        self._cols: dict[str, npt.NDArray[Any]] = {name: np.empty(0, dtype=dt) for name, dt in COLUMNS}
+        self._n = 0
+        self._book: dict[int | bytes, int] = {}
+        self._keys: dict[int, int] = {}
+        self.sack_blocks: dict[int, tuple[tuple[int, int], ...]] = {}
+        self.icmp_quotes: dict[int, IcmpQuote] = {}
+        self.notes: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def capacity(self) -> int:
+        return int(self._cols["ts_ns"].shape[0])
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in total (a larger estimate costs only address space)."""
+        if rows <= self.capacity:
+            return
+        for name, dt in COLUMNS:
+            old = self._cols[name]
+            new = np.empty(rows, dtype=dt)
+            new[: self._n] = old[: self._n]
+            self._cols[name] = new
+            del old
+
+    def add(
+        self,
+        data: bytes | memoryview,
+        frame_off: I64,
+        caplen: I32,
+        wirelen: I32,
+        ts_ns: I64,
+        iface: I32,
+        linktype: I32,
+        shift: int = 0,
+    ) -> None:
+        """Decode one batch; ``frame_off`` is relative to ``data``, stored plus ``shift``."""
+        n, base = int(frame_off.shape[0]), self._n
+        if base + n > self.capacity:
+            self.reserve(max(base + n, base + base // 4))
+        out = {name: col[base : base + n] for name, col in self._cols.items()}
+        out["ts_ns"][:] = ts_ns
+        out["iface"][:] = iface
+        out["linktype"][:] = linktype
+        out["caplen"][:] = caplen
+        out["wirelen"][:] = wirelen
+        np.add(frame_off, shift, out=out["frame_off"])
+        d = _Decoder(data, frame_off, caplen, wirelen, out)
+        l3, et = d.link(linktype)
+        for ether, fn in ((ET_IPV4, d.ipv4), (ET_IPV6, d.ipv6)):
+            rows = np.flatnonzero((et == ether) & (l3 >= 0))
+            if rows.size == 0:
+                continue
+            rows, l4, tp, iplen = fn(rows, l3[rows])
+            v6 = ether == ET_IPV6
+            for code, sel in _split(tp, (6, 17, 58 if v6 else 1)):
+                if code == 6:
+                    d.tcp(rows[sel], l4[sel], iplen[sel])
+                elif code == 17:
+                    d.udp(rows[sel], l4[sel], iplen[sel])
+                else:
+                    d.icmp(rows[sel], l4[sel], v6)
+        del l3, et
+        d.intern_addresses(self._book)
+        rest = np.flatnonzero(d.proto < 0)
+        if rest.size:
+            # Placeholder -2 - (key id) until ``finish`` knows every key.
+            uniq, inv = np.unique(d.key[rest], return_inverse=True)
+            kids = [self._keys.setdefault(k, len(self._keys)) for k in uniq.tolist()]
+            d.proto[rest] = (-2 - np.asarray(kids, dtype=np.int16))[inv]
+        self.sack_blocks.update(_shifted(d.sack_blocks, base))
+        self.icmp_quotes.update(_shifted(d.icmp_quotes, base))
+        self.notes.update(_shifted(d.notes, base))
+        self._n += n
+
+    def finish(self, data: bytes | memoryview | FrameSource) -> PacketTable:
+        """The table of every batch added, whose frames are in ``data``."""
+        n = self._n
+        out = {name: col[:n] for name, col in self._cols.items()}
+        addresses, new = _address_order(self._book)
+        if not np.array_equal(new[:-1], np.arange(len(self._book))):
+            np.take(new, out["src"], out=out["src"])
+            np.take(new, out["dst"], out=out["dst"])
+        proto = out["proto"]
+        names = FIXED_PROTO_NAMES
+        if self._keys:
+            names, ids = _proto_order(self._keys)
+            rest = np.flatnonzero(proto < 0)
+            proto[rest] = ids[-2 - proto[rest].astype(np.int64)]
+        return PacketTable(
+            **out,  # type: ignore[arg-type]
+            addresses=addresses,
+            proto_names=names,
+            data=data,
+            sack_blocks=self.sack_blocks,
+            icmp_quotes=self.icmp_quotes,
+            decode_notes=self.notes,
+        )
 
 
 def decode_frames(
@@ -672,55 +837,9 @@ def decode_frames(
 
     Never raises on frame contents.  Comments are left empty (the reader adds them).
     """
-    d = _Decoder(data, frame_off, caplen, wirelen)
-    l3, et = d.link(linktype)
-    for ether, fn in ((ET_IPV4, d.ipv4), (ET_IPV6, d.ipv6)):
-        rows = np.flatnonzero((et == ether) & (l3 >= 0))
-        if rows.size == 0:
-            continue
-        rows, l4, tp, iplen = fn(rows, l3[rows])
-        v6 = ether == ET_IPV6
-        for code, sel in _split(tp, (6, 17, 58 if v6 else 1)):
-            if code == 6:
-                d.tcp(rows[sel], l4[sel], iplen[sel])
-            elif code == 17:
-                d.udp(rows[sel], l4[sel], iplen[sel])
-            else:
-                d.icmp(rows[sel], l4[sel], v6)
-    addresses = d.addresses()
-    names = _intern_protos(d.proto, d.key)
-    return PacketTable(
-        ts_ns=ts_ns.astype(np.int64, copy=False),
-        iface=iface.astype(np.int32, copy=False),
-        linktype=linktype.astype(np.int32, copy=False),
-        caplen=caplen.astype(np.int32, copy=False),
-        wirelen=wirelen.astype(np.int32, copy=False),
-        frame_off=frame_off.astype(np.int64, copy=False),
-        proto=d.proto,
-        ip_version=d.ip_version,
-        src=d.src,
-        dst=d.dst,
-        sport=d.sport,
-        dport=d.dport,
-        tcp_flags=d.tcp_flags,
-        seq=d.seq,
-        ack=d.ack,
-        window=d.window,
-        payload_len=d.payload_len,
-        mss=d.mss,
-        wscale=d.wscale,
-        sack_perm=d.sack_perm,
-        ts_val=d.ts_val,
-        ts_ecr=d.ts_ecr,
-        icmp_type=d.icmp_type,
-        icmp_code=d.icmp_code,
-        addresses=addresses,
-        proto_names=names,
-        data=data,
-        sack_blocks=d.sack_blocks,
-        icmp_quotes=d.icmp_quotes,
-        decode_notes=d.notes,
-    )
+    b = TableBuilder()
+    b.add(data, frame_off, caplen, wirelen, ts_ns, iface, linktype)
+    return b.finish(data)
 
 
 def _split(values: IntA, codes: Iterable[int]) -> list[tuple[int, BoolA]]:

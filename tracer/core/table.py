@@ -13,6 +13,7 @@ absent integer fields are ``-1``; addresses are indices into ``addresses``
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,23 @@ I8 = npt.NDArray[np.int8]
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 Bool = npt.NDArray[np.bool_]
+
+
+class FrameSource(Protocol):
+    """Where the frames' bytes live when they are not held in memory.
+
+    A capture-file adapter provides it (e.g. the capture file, mapped: see
+    ``tracer.pcap.reader.MappedCapture``) so that a million frames need not stay
+    resident; the core only slices it.  The buffer protocol lets exporters copy
+    runs of frames without a slice each.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> bytes: ...
+
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
 
 # (column name, dtype) in a fixed order; ``PacketTable.empty`` and
 # ``TableColumns`` use it so that every producer builds the same shape.
@@ -93,7 +111,8 @@ class PacketTable:
     icmp_code: I16
     addresses: tuple[str, ...] = ()
     proto_names: tuple[str, ...] = FIXED_PROTO_NAMES
-    data: bytes | memoryview = b""
+    # The captured bytes; frame ``i`` is ``data[frame_off[i] : frame_off[i] + caplen[i]]``.
+    data: bytes | memoryview | FrameSource = b""
     sack_blocks: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     icmp_quotes: dict[int, IcmpQuote] = field(default_factory=dict)
     comments: dict[int, str] = field(default_factory=dict)

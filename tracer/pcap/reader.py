@@ -1,28 +1,35 @@
 """Read pcap and pcapng files into a ``Trace``.
 
-The file is read in one go; a tight Python loop walks the record/block headers
-collecting offsets (that walk is inherently sequential), then every per-packet
-field is gathered with numpy and ``tracer.core.decode.decode_frames`` decodes all
-frames at once.  Bad input never raises anything but ``CaptureError``: a file
-that is not a readable capture raises it with a one-line message; a file cut
-short or with a corrupt record keeps every packet before the damage and says
-where it stopped in a ``TraceWarning``.
+A pcap file is read a couple of MiB at a time: a tight Python loop walks the
+record headers of the chunk (that walk is inherently sequential), then every
+per-packet field is gathered with numpy and ``tracer.core.decode.TableBuilder``
+decodes the chunk's frames at once into the final columns.  The file's bytes are
+not kept: the trace's frames are served from the mapped file (``MappedCapture``).
+A pcapng file is walked whole and decoded in slices of packets.  Bad input never
+raises anything but ``CaptureError``: a file that is not a readable capture
+raises it with a one-line message; a file cut short or with a corrupt record
+keeps every packet before the damage and says where it stopped in a
+``TraceWarning``.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
+import stat
 import struct
 from array import array
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import SupportsIndex, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from tracer.core.decode import decode_frames, gather_bytes
+from tracer.core.decode import TableBuilder, gather_bytes
 from tracer.core.model import KernelSocketState, SocketCall, TraceMeta, TraceWarning
-from tracer.core.table import PacketTable
+from tracer.core.table import FrameSource, PacketTable
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
 from tracer.pcap import tracer_block
@@ -42,9 +49,18 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\xcd\x34": (">", 1000, 24, "pcap-modified"),
 }
 _PCAPNG_SHB = 0x0A0D0D0A
+# pcap records are walked and decoded this many bytes of file at a time: big
+# enough that per-chunk overhead vanishes, small enough that decode temporaries
+# (tens of bytes per record per column) stay far below the columns themselves.
+CHUNK_BYTES = 2 * 1024 * 1024
+# The same for pcapng, whose blocks are walked in one go and decoded in slices.
+CHUNK_PACKETS = 20_000
 
 I64A = npt.NDArray[np.int64]
 BoolA = npt.NDArray[np.bool_]
+U32A = npt.NDArray[np.uint32]
+_ReadAt = Callable[[int, int], bytes | memoryview]
+Frames = bytes | memoryview | FrameSource
 _BOM = 0x1A2B3C4D
 
 _KNOWN_NOT_CAPTURES = {
@@ -56,15 +72,36 @@ _KNOWN_NOT_CAPTURES = {
 
 
 def read_capture(path: str | os.PathLike[str]) -> Trace:
-    """Read a pcap or pcapng file; ``CaptureError`` if it cannot be read as one."""
-    p = Path(path)
+    """Read a pcap or pcapng file; ``CaptureError`` if it cannot be read as one.
+
+    A regular pcap file is read a chunk at a time and is not kept in memory: the
+    trace's frames are served from the file, mapped (see ``MappedCapture``).
+    """
     name = os.fspath(path)
     try:
-        # One read, not mmap: a file that shrinks while mapped (tcpdump rotating it,
-        # a user overwriting it) would kill the process with SIGBUS; the copy costs
-        # ~50 ms per 100 MB.
-        with p.open("rb") as f:
+        with Path(path).open("rb") as f:
+            fd = f.fileno()
+            st = os.fstat(fd)
+            head = os.pread(fd, 4, 0) if stat.S_ISREG(st.st_mode) else b""
+            if head in _PCAP_MAGICS and st.st_size >= 24:
+                frames = MappedCapture(fd, 0, access=mmap.ACCESS_READ)
+
+                def read_at(off: int, size: int) -> bytes:
+                    return os.pread(fd, size, off)
+
+                return _Pcap(read_at, len(frames), frames, name, name, head).read()
+            # pcapng (whose walk needs the blocks as they come), pipes and everything
+            # else: parsed from one read, not mmap, so that parsing cannot fault.
             data = f.read()
+            if not stat.S_ISREG(st.st_mode) or len(data) != st.st_size or not data:
+                return read_bytes(data, source=name)
+            trace = read_bytes(data, source=name)
+            # Then the frames are served from the file, as for pcap, unless it changed.
+            frames = MappedCapture(fd, 0, access=mmap.ACCESS_READ)
+            now = os.fstat(fd)
+            if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                return trace
+            return replace(trace, packets=replace(trace.packets, data=frames))
     except FileNotFoundError:
         raise CaptureError(f"{name}: no such file", f"{name}：文件不存在") from None
     except IsADirectoryError:
@@ -80,7 +117,29 @@ def read_capture(path: str | os.PathLike[str]) -> Trace:
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise CaptureError(f"{name}: cannot read: {reason}", f"{name}：无法读取：{reason}") from None
-    return read_bytes(data, source=name)
+
+
+class MappedCapture(mmap.mmap):
+    """A capture file mapped read-only: the trace's frames, served on demand.
+
+    Nothing is read until a frame is asked for, so a million frames cost no
+    memory; exporters copy runs of frames through the buffer protocol.  Slices
+    are clipped to the file's current size: a file that shrank after it was read
+    (rotated, overwritten) then gives short frames instead of a SIGBUS.
+    """
+
+    @overload
+    def __getitem__(self, index: SupportsIndex, /) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice, /) -> bytes: ...
+
+    def __getitem__(self, index: SupportsIndex | slice, /) -> int | bytes:
+        size = self.size()
+        if isinstance(index, slice) and size < len(self):
+            start, stop, step = index.indices(len(self))
+            return super().__getitem__(slice(min(start, size), min(stop, size), step))
+        return super().__getitem__(index)
 
 
 def read_bytes(data: bytes | memoryview, source: str = "") -> Trace:
@@ -91,7 +150,12 @@ def read_bytes(data: bytes | memoryview, source: str = "") -> Trace:
         raise CaptureError(f"{label}: file is empty", f"{label}：文件为空")
     head = bytes(data[:4])
     if head in _PCAP_MAGICS:
-        return _Pcap(data, label, source, head).read()
+        view = memoryview(data).cast("B")
+
+        def read_at(off: int, size: int) -> memoryview:
+            return view[off : off + size]
+
+        return _Pcap(read_at, n, data, label, source, head).read()
     if n >= 4 and int.from_bytes(head, "little") == _PCAPNG_SHB:
         return _Pcapng(data, label, source).read()
     for magic, (what, what_zh) in _KNOWN_NOT_CAPTURES.items():
@@ -138,21 +202,24 @@ def _u32_cols(buf: npt.NDArray[np.uint8], offs: I64A, width: int, order: str) ->
 
 
 class _Pcap:
-    """Classic libpcap format."""
+    """Classic libpcap format, read and decoded a chunk of records at a time."""
 
-    def __init__(self, data: bytes | memoryview, label: str, source: str, magic: bytes) -> None:
-        self.data, self.label, self.source = data, label, source
+    def __init__(
+        self, read_at: _ReadAt, n: int, frames: Frames, label: str, source: str, magic: bytes
+    ) -> None:
+        self.read_at, self.n, self.frames = read_at, n, frames
+        self.label, self.source = label, source
         self.order, self.frac_ns, self.rec, self.fmt = _PCAP_MAGICS[magic]
 
     def read(self) -> Trace:
-        data, label, order = self.data, self.label, self.order
-        n = len(data)
+        label, order, n = self.label, self.order, self.n
         if n < 24:
             raise CaptureError(
                 f"{label}: pcap file header cut short ({n} of 24 bytes)",
                 f"{label}：pcap 文件头被截断（只有 {n} 字节，需要 24 字节）",
             )
-        major, minor, _zone, _sig, snaplen, network = struct.unpack_from(order + "HHiIII", data, 4)
+        head = bytes(self.read_at(0, 24))
+        major, minor, _zone, _sig, snaplen, network = struct.unpack_from(order + "HHiIII", head, 4)
         if major != 2:
             raise CaptureError(
                 f"{label}: unsupported pcap version {major}.{minor} (only 2.x exists)",
@@ -160,24 +227,76 @@ class _Pcap:
             )
         linktype = network & 0xFFFF
         limit = max(MAX_PACKET, min(snaplen, MAX_BLOCK))
-        rec = self.rec
+        builder = TableBuilder()
+        pos, want, corrupt = 24, CHUNK_BYTES, False
+        while pos < n and not corrupt:
+            chunk = self.read_at(pos, min(want, n - pos))
+            if len(chunk) < min(want, n - pos):  # the file shrank while being read
+                n = self.n = pos + len(chunk)
+            step, corrupt, need = self._chunk(builder, chunk, pos, pos + len(chunk) >= n, limit, linktype)
+            if step == 0 and (need == 0 or pos + need > n):
+                break  # a record cut short by the end of the file
+            pos += step
+            want = max(CHUNK_BYTES, need)
+        warnings = [] if pos >= n else [self._stop_warning(pos, len(builder) + 1, limit)]
+        meta = TraceMeta(
+            source=self.source,
+            file_format=self.fmt,
+            interfaces=((linktype, ""),),
+            extra={"version": f"{major}.{minor}", "snaplen": str(snaplen)},
+        )
+        return Trace(packets=builder.finish(self.frames), meta=meta, warnings=tuple(warnings))
+
+    def _chunk(
+        self,
+        builder: TableBuilder,
+        chunk: bytes | memoryview,
+        at: int,
+        at_eof: bool,
+        limit: int,
+        linktype: int,
+    ) -> tuple[int, bool, int]:
+        """Decode the whole records in ``chunk`` (file offset ``at``).
+
+        Returns (bytes consumed, whether a corrupt record stopped it, bytes needed to
+        hold the next record when not even one fits).
+        """
+        order, rec, m = self.order, self.rec, len(chunk)
         # The hot loop only follows the caplen chain; records are validated afterwards,
         # vectorised, and the list is cut at the first bad one.
         unpack_cl = struct.Struct(order + "8xI").unpack_from
         offs = array("q")
         append = offs.append
-        pos, last = 24, n - rec
+        pos, last = 0, m - rec
         while pos <= last:
             append(pos)
-            pos += rec + unpack_cl(data, pos)[0]
-        buf = np.frombuffer(data, dtype=np.uint8)
-        o = np.frombuffer(offs, dtype=np.int64) if len(offs) else np.zeros(0, dtype=np.int64)
+            pos += rec + unpack_cl(chunk, pos)[0]
+        if not offs:
+            return 0, False, 0
+        buf = np.frombuffer(chunk, dtype=np.uint8)
+        o = np.frombuffer(offs, dtype=np.int64)
         cols = _u32_cols(buf, o, 4, order)
-        bad = np.flatnonzero((cols[:, 2] > limit) | (o + rec + cols[:, 2] > n))
-        stop = int(bad[0]) if bad.size else len(offs)
-        o, cols = o[:stop], cols[:stop]
-        pos = int(o[-1] + rec + cols[-1, 2]) if stop else 24
-        warnings = [] if pos >= n else [self._stop_warning(pos, stop + 1, limit)]
+        over = cols[:, 2] > limit
+        bad = np.flatnonzero(over | (o + rec + cols[:, 2] > m))
+        k = int(bad[0]) if bad.size else len(offs)
+        if k:
+            rows = len(builder) + k
+            if rows > builder.capacity:
+                # Room for the whole file at the density seen so far (+5%), allocated once.
+                done = at + int(o[k - 1] + self.rec + cols[k - 1, 2]) - 24
+                est = int(rows * (self.n - 24) / done * 1.05) + 16
+                builder.reserve(max(est, builder.capacity * 3 // 2))
+            self._decode(builder, chunk, o[:k], cols[:k], at, linktype)
+        if k == len(offs):
+            return pos, False, 0
+        corrupt = bool(over[k])
+        # A record that runs past the chunk (not the file) is read again with the next one.
+        need = 0 if corrupt or at_eof else rec + int(cols[k, 2])
+        return int(o[k]), corrupt, need
+
+    def _decode(
+        self, builder: TableBuilder, chunk: bytes | memoryview, o: I64A, cols: I64A, at: int, linktype: int
+    ) -> None:
         sec, frac, caplen, wirelen = cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3]
         # As tshark (wiretap): the fraction is stored as a C int of nanoseconds, so an
         # out-of-range field wraps like it does there instead of being rejected.
@@ -185,26 +304,20 @@ class _Pcap:
         ns = np.where(ns >= 1 << 31, ns - (1 << 32), ns)
         ts = sec * 1_000_000_000 + ns
         count = o.shape[0]
-        table = decode_frames(
-            data,
-            o + rec,
+        builder.add(
+            chunk,
+            o + self.rec,
             caplen.astype(np.int32),
             np.minimum(wirelen, 0x7FFFFFFF).astype(np.int32),
             ts,
             np.zeros(count, dtype=np.int32),
             np.full(count, linktype, dtype=np.int32),
+            shift=at,
         )
-        meta = TraceMeta(
-            source=self.source,
-            file_format=self.fmt,
-            interfaces=((linktype, ""),),
-            extra={"version": f"{major}.{minor}", "snaplen": str(snaplen)},
-        )
-        return Trace(packets=table, meta=meta, warnings=tuple(warnings))
 
     def _stop_warning(self, pos: int, no: int, limit: int) -> TraceWarning:
         """Why reading stopped at ``pos`` before the end of the file."""
-        data, label, rec, n = self.data, self.label, self.rec, len(self.data)
+        label, rec, n = self.label, self.rec, self.n
         if pos + rec > n:
             return _truncated(
                 label,
@@ -213,7 +326,7 @@ class _Pcap:
                 f"record header has {n - pos} of {rec} bytes",
                 f"记录头只有 {n - pos}/{rec} 字节",
             )
-        cl = struct.unpack_from(self.order + "I", data, pos + 8)[0]
+        cl = struct.unpack_from(self.order + "I", self.read_at(pos + 8, 4))[0]
         if cl > limit:
             return _corrupt(
                 label,
@@ -460,25 +573,30 @@ class _Pcapng:
         # Interfaces described before each packet, counted from its section's first one.
         n_local = np.searchsorted(np.array(self.if_pos, dtype=np.int64), pos) - base
         count = pos.shape[0]
-        head = np.zeros((count, 7), dtype=np.int64)  # type, len, ifid, ts_hi, ts_lo, caplen, wirelen
+        # type, len, ifid, ts_hi, ts_lo, caplen, wirelen as on disk (uint32: half of int64's memory)
+        head = np.zeros((count, 7), dtype=np.uint32)
+        blen = np.zeros(count, dtype=np.int64)  # -1 where the trailer disagrees
         for is_big, order in ((False, "<"), (True, ">")):
             sel = big == is_big
             if not sel.any():
                 continue
             # Files have one byte order almost always: then work on whole columns.
             rows: slice | I64A = slice(None) if sel.all() else np.flatnonzero(sel)
-            h = _u32_cols(buf, pos[rows], 7, order)
-            trailer = _u32_cols(buf, pos[rows] + h[:, 1] - 4, 1, order)[:, 0]
-            h[:, 1] = np.where(trailer == h[:, 1], h[:, 1], -1)
+            h = gather_bytes(buf, pos[rows], 28).view(order + "u4").astype(np.uint32, copy=False)
+            hl = h[:, 1].astype(np.int64)
+            trailer = _u32_cols(buf, pos[rows] + hl - 4, 1, order)[:, 0]
+            hl[trailer != hl] = -1
+            del trailer
             # The obsolete Packet Block's interface id is 16 bits wide.
             pb = h[:, 0] == 2
             if pb.any():
                 h[pb, 2] = h[pb, 2] & 0xFFFF if order == "<" else h[pb, 2] >> 16
             if isinstance(rows, slice):
-                head = h
+                head, blen = h, hl
             else:
-                head[rows] = h
-        kind, blen = head[:, 0], head[:, 1]
+                head[rows], blen[rows] = h, hl
+            del h, hl
+        kind = head[:, 0]
         simple = kind == 3
         ifid = np.where(simple, 0, head[:, 2])
         caplen = np.where(simple, 0, head[:, 5])
@@ -512,6 +630,7 @@ class _Pcapng:
                 simple[:k],
             )
             count = k
+        del bad, first_bad, n_local, sec, blen, caplen
         if stop is not None:
             cut = stop.offset if stop.offset is not None else self.n
             self.payloads = [pl for pl in self.payloads if pl[0] < cut]
@@ -545,24 +664,27 @@ class _Pcapng:
             caplen[sp] = np.minimum(np.minimum(head[sp, 2], head[sp, 1] - 16), snap)
             frame_off[sp] = pos[sp] + 12
         self._packet_comments(pos, head, simple, big)
+        del head, simple, big, base, kind, ifid
         lts = np.array([i.linktype for i in self.ifaces] or [0], dtype=np.int32)
-        table = decode_frames(
-            data,
-            frame_off,
-            caplen.astype(np.int32),
-            np.minimum(wirelen, 0x7FFFFFFF).astype(np.int32),
-            ts,
-            ifs,
-            lts[ifs] if count else np.zeros(0, dtype=np.int32),
-        )
+        caplen32 = caplen.astype(np.int32)
+        del caplen
+        wirelen32 = np.minimum(wirelen, 0x7FFFFFFF).astype(np.int32)
+        del wirelen
+        # Decoded a slice of packets at a time so that decode temporaries stay small.
+        builder = TableBuilder()
+        builder.reserve(count)
+        for a in range(0, count, CHUNK_PACKETS):
+            r = slice(a, a + CHUNK_PACKETS)
+            builder.add(data, frame_off[r], caplen32[r], wirelen32[r], ts[r], ifs[r], lts[ifs[r]])
+        table = builder.finish(data)
         if self.comments:
             table = replace(table, comments=self.comments)
         return self._trace(table)
 
-    def _packet_comments(self, pos: I64A, head: I64A, simple: BoolA, big: BoolA) -> None:
+    def _packet_comments(self, pos: I64A, head: U32A, simple: BoolA, big: BoolA) -> None:
         """opt_comment of EPB/PB blocks that have options at all (checked as arrays first)."""
-        opt_start = pos + 28 + ((head[:, 5] + 3) & ~3)
-        opt_end = pos + head[:, 1] - 4
+        opt_start = pos + 28 + ((head[:, 5].astype(np.int64) + 3) & ~3)
+        opt_end = pos + head[:, 1].astype(np.int64) - 4
         has = np.flatnonzero(~simple & (opt_start + 4 < opt_end))
         rows = zip(
             has.tolist(), opt_start[has].tolist(), opt_end[has].tolist(), big[has].tolist(), strict=True

@@ -313,8 +313,19 @@ def _epb_chunk(
     commented: list[int],
 ) -> bytearray:
     t = trace.packets
-    src = memoryview(t.data).cast("B")
     caplen = t.caplen[a:b].astype(np.int64)
+    # One slice of the frame source per chunk: a copy, so a capture file that is
+    # cut short meanwhile gives a clear error, never a SIGBUS from a stale mapping.
+    offs = t.frame_off[a:b]
+    lo = int(offs.min())
+    hi = int((offs + caplen).max())
+    chunk = t.data[lo:hi]
+    if len(chunk) < hi - lo:
+        raise CaptureError(
+            "the capture file changed while tracer was using it (it is now shorter); read it again",
+            "捕获文件在使用过程中被修改（变短了）；请重新读取",
+        )
+    src = memoryview(chunk).cast("B")
     # Per-packet option lists (b"" for none): every packet with a cause comment,
     # else only those with an original comment.
     blobs = _option_lists(a, b, causes, comments, commented)
@@ -335,7 +346,7 @@ def _epb_chunk(
     w[(start + blen) // 4 - 1] = blen
     del w  # release the buffer export so the caller may use ``out`` freely
     data_at = (start + _EPB_HEAD).tolist()
-    for d, s, n in zip(data_at, t.frame_off[a:b].tolist(), caplen.tolist(), strict=True):
+    for d, s, n in zip(data_at, (offs - lo).tolist(), caplen.tolist(), strict=True):
         out[d : d + n] = src[s : s + n]
     opt_at = (start + _EPB_HEAD + caplen + (-caplen % 4)).tolist()
     for r in np.flatnonzero(optlen).tolist():
@@ -387,7 +398,7 @@ def _check(trace: Trace, analysis: Analysis | None) -> tuple[list[tuple[int, str
             raise ValueError(f"link type {linktype} does not fit pcapng's 16-bit field")
     caplen = t.caplen.astype(np.int64)
     off = t.frame_off
-    size = memoryview(t.data).nbytes
+    size = len(t.data)
     if n and (int(caplen.min()) < 0 or int(off.min()) < 0 or int((off + caplen).max()) > size):
         raise ValueError("packet table's frame offsets point outside its data buffer")
     return ifaces, new_iface
