@@ -18,7 +18,7 @@ def analyze(trace: Trace) -> Analysis:
     """Analyse every packet of ``trace``; the result has one row per packet."""
     t = trace.packets
     s = assign_streams(t)
-    a = analyse_tcp(t, s)
+    a = analyse_tcp(t, s, extras=False)
     state_a, state_b = track_states(t, s, a)
     c = infer_causes(t, s, a, state_a, state_b)
     return Analysis(

@@ -8,8 +8,9 @@ means close() (or shutdown(SHUT_WR)), and so on (see ``tracer.core.reasons``).
 
 Vectorised: plain data and plain ACKs (the bulk) are two mask writes; the rare
 rows (SYN, FIN, tshark analysis flags, first ACKs of a SYN or FIN) go through a
-priority table with ``np.select``; Python only runs over RST rows (which need
-the states just before the packet), ICMP errors and the stream lists.
+priority table with ``np.select``; RST rows look their reason up in a table built
+from ``rst_reason`` (indexed by the states just before the packet); Python only
+runs over ICMP errors.
 
 RSTs are told apart by the endpoints' states just before them: answering a SYN
 where nothing listened (``rst_no_listener``), from a synchronised endpoint
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from tracer.core.model import (
     ACK,
@@ -37,7 +39,6 @@ from tracer.core.model import (
     Cause,
     CauseBy,
     Side,
-    StreamInfo,
     TcpState,
 )
 from tracer.core.reasons import CALL_NAMES, REASONS, call_code, reason_code
@@ -81,20 +82,14 @@ def _bit(flag: AnalysisFlag) -> int:
     return 1 << flag.value
 
 
-def _client_dirs(infos: tuple[StreamInfo, ...]) -> I8:
-    """Per stream index: the direction sent by the client (0/1), -1 if unknown."""
-    size = max((i.index for i in infos), default=-1) + 1
-    out = np.full(size, -1, dtype=np.int8)
-    for info in infos:
-        if info.client is not None:
-            out[info.index] = 0 if info.client == info.a else 1 if info.client == info.b else -1
-    return out
-
-
-def _sides(client_dir: I8, stream: I64, direction: I64) -> I8:
-    cd = client_dir[stream] if client_dir.size else np.full(stream.size, -1, dtype=np.int8)
-    side = np.where(direction == cd, int(Side.CLIENT), int(Side.SERVER))
-    return np.where(cd < 0, int(Side.NONE), side).astype(np.int8)
+def _sides(client_dir: I8, stream: npt.NDArray[np.integer], direction: npt.NDArray[np.integer]) -> I8:
+    """``Side`` of each row's sender, from its stream's client direction."""
+    if client_dir.size == 0:
+        return np.full(stream.size, int(Side.NONE), dtype=np.int8)
+    cd = client_dir[stream]
+    side = np.where(direction == cd, np.int8(Side.CLIENT), np.int8(Side.SERVER))
+    side[cd < 0] = int(Side.NONE)
+    return side
 
 
 _SYNCHRONISED_OPEN = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECEIVED})
@@ -144,7 +139,10 @@ for _f in (
     _RELEVANT |= _bit(_f)
 
 
-def _tcp_causes(m: ControlMarks, aflags: I64, state_a: I8, state_b: I8) -> tuple[I64, I64, I64]:
+_SLICE = 1 << 16  # rare rows per pass of the (wide) priority table
+
+
+def _tcp_causes(m: ControlMarks, aflags: I32, state_a: I8, state_b: I8) -> tuple[I16, I8, I16]:
     """(reason, by, call) codes for every TCP row in ``m``.
 
     Plain data and plain ACKs (the bulk) are set by two mask writes; only the rare
@@ -152,19 +150,22 @@ def _tcp_causes(m: ControlMarks, aflags: I64, state_a: I8, state_b: I8) -> tuple
     priority table.
     """
     f = m.flags
-    syn = (f & SYN) != 0
     rst = (f & RST) != 0
-    other = ~syn & ((f & FIN) == 0) & ~rst
+    other = (f & (SYN | FIN | RST)) == 0
     data = m.plen > 0
-    packed = np.full(m.rows.size, _pack("unknown", _U, ""), dtype=np.int64)
+    packed = np.full(m.rows.size, _pack("unknown", _U, ""), dtype=np.int32)
     packed[other & data] = _pack("send_data", _C, "send")
     packed[other & ~data & ((f & ACK) != 0)] = _pack("data_ack", _K, "")
+    del data
     rare = ~other | ((aflags & _RELEVANT) != 0)
     for firsts in (m.syn_acked_at, m.fin_acked_at):
         rare[firsts[firsts >= 0]] = True
     rare &= ~rst
     idx = np.flatnonzero(rare)
-    packed[idx] = _rare_causes(m, aflags, idx)
+    del rare
+    for lo in range(0, idx.size, _SLICE):
+        part = idx[lo : lo + _SLICE]
+        packed[part] = _rare_causes(m, aflags, part)
 
     # The first packet of a stream that did not start with a SYN: start not captured.
     fa, fb = m.first_pos[0::2], m.first_pos[1::2]
@@ -172,16 +173,22 @@ def _tcp_causes(m: ControlMarks, aflags: I64, state_a: I8, state_b: I8) -> tuple
     first = first[first >= 0]
     first = first[other[first]]
     packed[first] = (packed[first] & 0x3FF) | reason_code("mid_stream") << 10
+    del other
 
-    reason, by, call = packed >> 10, (packed >> 5) & 31, packed & 31
+    reason = (packed >> 10).astype(np.int16)
+    by = ((packed >> 5) & 31).astype(np.int8)
+    packed &= 31
+    call = packed.astype(np.int16)
+    del packed
     _rst_causes(m, np.flatnonzero(rst), state_a, state_b, reason, by, call)
     return reason, by, call
 
 
-def _rare_causes(m: ControlMarks, aflags_all: I64, pos: I64) -> I64:
+def _rare_causes(m: ControlMarks, aflags_all: I32, pos: I64) -> I64:
     """Packed causes of the rare rows at positions ``pos`` (no RSTs), by priority."""
     f = m.flags[pos]
-    key, rkey = m.key[pos], m.rkey[pos]
+    key = m.key[pos]
+    rkey = key ^ 1
     af = aflags_all[pos]
     syn = (f & SYN) != 0
     ackf = (f & ACK) != 0
@@ -240,25 +247,31 @@ def _rare_causes(m: ControlMarks, aflags_all: I64, pos: I64) -> I64:
     return out
 
 
+# rst_reason as a table: [sender state before, receiver state before] -> reason code.
+_RST_CODE = np.array(
+    [[reason_code(rst_reason(snd, rcv, True)) for rcv in TcpState] for snd in TcpState], dtype=np.int16
+)
+
+
 def _rst_causes(
-    m: ControlMarks, rst_pos: I64, state_a: I8, state_b: I8, reason: I64, by: I64, call: I64
+    m: ControlMarks, rst_pos: I64, state_a: I8, state_b: I8, reason: I16, by: I8, call: I16
 ) -> None:
     """Classify RST rows from the endpoints' states after the stream's previous row."""
     if rst_pos.size == 0:
         return
     prev = m.prev_in_stream(rst_pos)
-    for p, q in zip(rst_pos.tolist(), prev.tolist(), strict=True):
-        d = int(m.key[p]) & 1
-        if q >= 0:
-            row = int(m.rows[q])
-            sa, sb = TcpState(int(state_a[row])), TcpState(int(state_b[row]))
-        else:
-            sa = sb = TcpState.UNKNOWN
-        snd, rcv = (sa, sb) if d == 0 else (sb, sa)
-        r = rst_reason(snd, rcv, q >= 0)
-        reason[p] = reason_code(r)
-        by[p] = _C if r == "rst_abort" else _K
-        call[p] = call_code("close") if r == "rst_abort" else 0
+    known = prev >= 0
+    before = m.rows[np.maximum(prev, 0)]
+    unknown = np.int8(TcpState.UNKNOWN)
+    sa = np.where(known, state_a[before], unknown)
+    sb = np.where(known, state_b[before], unknown)
+    by_a = (m.key[rst_pos] & 1) == 0
+    snd, rcv = np.where(by_a, sa, sb), np.where(by_a, sb, sa)
+    r = np.where(known, _RST_CODE[snd, rcv], reason_code("rst_unknown_connection"))
+    abort = r == reason_code("rst_abort")
+    reason[rst_pos] = r
+    by[rst_pos] = np.where(abort, _C, _K)
+    call[rst_pos] = np.where(abort, call_code("close"), 0)
 
 
 def _is_port_unreachable(proto: int, icmp_type: int, code: int) -> bool:
@@ -285,25 +298,26 @@ def infer_causes(
     inferred = np.ones(n, dtype=bool)
     call_id = np.full(n, -1, dtype=np.int32)
     proto = t.proto
-    tcp_dirs = _client_dirs(s.tcp_streams)
-    udp_dirs = _client_dirs(s.udp_streams)
+    tcp_dirs = s.tcp_client_dir
+    udp_dirs = s.udp_client_dir
 
     # TCP/UDP rows without a stream (no addresses or ports) have nothing to say.
     reason[(proto == PROTO_TCP) | (proto == PROTO_UDP)] = reason_code("unknown")
 
     m = control_marks(t, s, a)
     if m.rows.size:
-        r, b, c = _tcp_causes(m, a.flags[m.rows].astype(np.int64), state_a, state_b)
+        r, b, c = _tcp_causes(m, a.flags[m.rows], state_a, state_b)
         reason[m.rows] = r
         by[m.rows] = b
         call[m.rows] = c
-        side[m.rows] = _sides(tcp_dirs, m.key >> 1, m.key & 1)
+        del r, b, c
+        side[m.rows] = _sides(tcp_dirs, s.stream[m.rows], m.key & 1)
 
     udp = np.flatnonzero((proto == PROTO_UDP) & (s.stream >= 0) & (s.direction >= 0))
     reason[udp] = reason_code("udp_datagram")
     by[udp] = _C
     call[udp] = call_code("sendto")
-    side[udp] = _sides(udp_dirs, s.stream[udp].astype(np.int64), s.direction[udp].astype(np.int64))
+    side[udp] = _sides(udp_dirs, s.stream[udp], s.direction[udp])
 
     icmp = np.flatnonzero((proto == PROTO_ICMP) | (proto == PROTO_ICMPV6))
     reason[icmp] = reason_code("icmp_message")

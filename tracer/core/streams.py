@@ -21,14 +21,21 @@ such a row is the reverse of the quoted packet's: the error travels back towards
 the quoted sender.
 
 Vectorised: rows are keyed by (protocol, lower endpoint, higher endpoint) and
-grouped with one ``lexsort``; Python runs only over 4-tuples that contain a SYN
-after their first packet and over the rare ICMP rows.
+grouped with one stable sort (of a single int64 key when it fits, else a
+``lexsort``); Python runs only over 4-tuples that contain a SYN after their first
+packet, over the rare ICMP rows, and once per stream to build its ``StreamInfo``.
+The same sort gives the TCP rows grouped by stream (``StreamColumns.tcp_rows``),
+the order the later stages work in.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import ipaddress
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +56,11 @@ class StreamColumns:
     ``direction`` is 0 when the row was sent by the stream's endpoint ``a`` (the
     sender of its first packet), 1 when sent by ``b``, -1 without a stream.
     ``is_quote`` marks ICMP rows whose stream comes from a quoted header.
+    ``tcp_rows`` are the TCP rows (not quotes) sorted by (stream, row) and
+    ``tcp_starts`` where each stream's run begins: the order every later stage
+    works in, computed once here from the grouping sort.
+    ``tcp_client_dir``/``udp_client_dir``: per stream index, the direction sent by
+    the stream's client (0/1), -1 when unknown.
     """
 
     stream: I32
@@ -56,23 +68,37 @@ class StreamColumns:
     tcp_streams: tuple[StreamInfo, ...]
     udp_streams: tuple[StreamInfo, ...]
     is_quote: Bool
+    tcp_rows: I64
+    tcp_starts: I64
+    tcp_client_dir: I8
+    udp_client_dir: I8
 
 
 @dataclass(frozen=True, eq=False)
 class _Events:
-    """Rows that belong to a conversation: transport rows and ICMP quotes."""
+    """Rows that belong to a conversation: transport rows and ICMP quotes.
+
+    ``ep_s``/``ep_d``: source and destination endpoint keys (address index *
+    ``_PORT_SPAN`` + port; an address index may exceed ``len(addresses)`` for a
+    quote-only address).
+    """
 
     row: I64
-    proto: I64  # PROTO_TCP or PROTO_UDP
-    src: I64  # address index (may exceed len(addresses) for quote-only addresses)
-    dst: I64
-    sport: I64
-    dport: I64
+    proto: I8  # PROTO_TCP or PROTO_UDP
+    ep_s: I64
+    ep_d: I64
     quote: Bool
 
 
+def _endpoint_keys(addr: npt.NDArray[np.integer], port: npt.NDArray[np.integer]) -> I64:
+    key: I64 = addr.astype(np.int64)
+    key *= _PORT_SPAN
+    key += port
+    return key
+
+
 def _events(t: PacketTable) -> tuple[_Events, list[str]]:
-    proto = t.proto.astype(np.int64)
+    proto = t.proto
     ok = ((proto == PROTO_TCP) | (proto == PROTO_UDP)) & (t.src >= 0) & (t.dst >= 0)
     ok &= (t.sport >= 0) & (t.dport >= 0)
     rows = np.flatnonzero(ok)
@@ -93,14 +119,13 @@ def _events(t: PacketTable) -> tuple[_Events, list[str]]:
             ids.append(index[ip])
         q_rows.append(i)
         q_cols.append((PROTO_TCP if q.proto == "tcp" else PROTO_UDP, ids[0], ids[1], q.sport, q.dport))
+    del ok
     if not q_rows:
         ev = _Events(
-            row=rows.astype(np.int64),
-            proto=proto[rows],
-            src=t.src[rows].astype(np.int64),
-            dst=t.dst[rows].astype(np.int64),
-            sport=t.sport[rows].astype(np.int64),
-            dport=t.dport[rows].astype(np.int64),
+            row=rows.astype(np.int64, copy=False),
+            proto=proto[rows].astype(np.int8),
+            ep_s=_endpoint_keys(t.src[rows], t.sport[rows]),
+            ep_d=_endpoint_keys(t.dst[rows], t.dport[rows]),
             quote=np.zeros(rows.size, dtype=bool),
         )
         return ev, names
@@ -114,11 +139,9 @@ def _events(t: PacketTable) -> tuple[_Events, list[str]]:
 
     ev = _Events(
         row=all_rows[order],
-        proto=np.concatenate([proto[rows], qa[:, 0]])[order],
-        src=cat(t.src, 1),
-        dst=cat(t.dst, 2),
-        sport=cat(t.sport, 3),
-        dport=cat(t.dport, 4),
+        proto=np.concatenate([proto[rows], qa[:, 0]])[order].astype(np.int8),
+        ep_s=cat(t.src, 1) * _PORT_SPAN + cat(t.sport, 3),
+        ep_d=cat(t.dst, 2) * _PORT_SPAN + cat(t.dport, 4),
         quote=np.concatenate([np.zeros(rows.size, dtype=bool), np.ones(qr.size, dtype=bool)])[order],
     )
     return ev, names
@@ -183,6 +206,20 @@ def _split_reused(
     return splits
 
 
+def _group_order(ev: _Events) -> I64:
+    """Event positions sorted by (protocol, lower endpoint, higher endpoint, row)."""
+    lo = np.minimum(ev.ep_s, ev.ep_d)
+    hi = np.maximum(ev.ep_s, ev.ep_d)
+    span = int(hi.max()) + 1
+    if 2 * span * span < 1 << 62:  # one int64 key: a single stable sort
+        lo *= span
+        lo += hi
+        del hi
+        lo += ev.proto.astype(np.int64) * (span * span)
+        return np.argsort(lo, kind="stable")
+    return np.lexsort((hi, lo, ev.proto))  # lexsort is stable: rows stay in order
+
+
 def assign_streams(t: PacketTable) -> StreamColumns:
     """Number TCP and UDP streams like tshark and give every row its direction."""
     n = len(t)
@@ -192,132 +229,208 @@ def assign_streams(t: PacketTable) -> StreamColumns:
     ev, names = _events(t)
     m = ev.row.size
     if m == 0:
-        return StreamColumns(stream, direction, (), (), is_quote)
-    ep_s = ev.src * _PORT_SPAN + ev.sport
-    ep_d = ev.dst * _PORT_SPAN + ev.dport
-    lo = np.minimum(ep_s, ep_d)
-    hi = np.maximum(ep_s, ep_d)
-    order = np.lexsort((np.arange(m), hi, lo, ev.proto))
-    p_s, lo_s, hi_s = ev.proto[order], lo[order], hi[order]
+        none = np.zeros(0, dtype=np.int64)
+        no_dir = np.zeros(0, dtype=np.int8)
+        return StreamColumns(stream, direction, (), (), is_quote, none, none, no_dir, no_dir)
+    order = _group_order(ev)
+    # Sorted copies of what the rest needs; the event columns go as soon as they are used.
+    p_s = ev.proto[order]
+    src_ep_s = ev.ep_s[order]
+    dst_ep_s = ev.ep_d[order]
+    rows_s = ev.row[order]
+    quote_s = ev.quote[order]
+    del order, ev
     new_group = np.ones(m, dtype=bool)
-    new_group[1:] = (p_s[1:] != p_s[:-1]) | (lo_s[1:] != lo_s[:-1]) | (hi_s[1:] != hi_s[:-1])
+    same = src_ep_s[1:] == src_ep_s[:-1]
+    same &= dst_ep_s[1:] == dst_ep_s[:-1]
+    cross = src_ep_s[1:] == dst_ep_s[:-1]
+    cross &= dst_ep_s[1:] == src_ep_s[:-1]
+    same |= cross
+    del cross
+    same &= p_s[1:] == p_s[:-1]
+    new_group[1:] = ~same
+    del same
     new_conv = new_group.copy()
 
     # TCP 4-tuples with a pure SYN after their first event may hold several streams.
-    rows_s = ev.row[order]
-    quote_s = ev.quote[order]
-    flags_s = t.tcp_flags[rows_s].astype(np.int64)
+    flags_s = t.tcp_flags[rows_s]
     pure_syn = (p_s == PROTO_TCP) & ~quote_s & ((flags_s & (SYN | ACK)) == SYN) & ~new_group
     if pure_syn.any():
         starts = np.flatnonzero(new_group)
         ends = np.append(starts[1:], m)
         gid = np.cumsum(new_group) - 1
-        is_lo_s = ep_s[order] == lo_s
         for g in np.unique(gid[pure_syn]).tolist():
             a, b = int(starts[g]), int(ends[g])
             r = rows_s[a:b]
-            cols = (t.tcp_flags[r], t.seq[r], t.ack[r], is_lo_s[a:b], quote_s[a:b])
+            is_lo = src_ep_s[a:b] <= dst_ep_s[a:b]
+            cols = (t.tcp_flags[r], t.seq[r], t.ack[r], is_lo, quote_s[a:b])
             for k in _split_reused(*(c.tolist() for c in cols)):
                 new_conv[a + k] = True
+        del starts, ends, gid
+    del new_group, pure_syn
 
-    conv = np.cumsum(new_conv) - 1  # conversation id per sorted event
     conv_first = np.flatnonzero(new_conv)  # sorted position of each conversation's first event
-    # Number per protocol in order of first appearance (first row of the conversation).
+    del new_conv
+    counts = np.diff(np.append(conv_first, m))  # a conversation is a run of sorted events
     first_row = rows_s[conv_first]
+    last_row = rows_s[conv_first + counts - 1]  # rows ascend inside a conversation
     conv_proto = p_s[conv_first]
+    # Number per protocol in order of first appearance (first row of the conversation).
     number = np.empty(conv_first.size, dtype=np.int64)
     for p in (PROTO_TCP, PROTO_UDP):
         sel = np.flatnonzero(conv_proto == p)
         number[sel[np.argsort(first_row[sel], kind="stable")]] = np.arange(sel.size)
 
     # Endpoint a = sender of the conversation's first event (for a quote: quoted src).
-    src_ep_s = ep_s[order]
-    a_ep = src_ep_s[conv_first]
-    sent_by_a = src_ep_s == a_ep[conv]
-    dir_s = np.where(sent_by_a, 0, 1)
-    dir_s = np.where(quote_s, 1 - dir_s, dir_s)
-    dir_s = np.where(lo_s == hi_s, 0, dir_s)
-    stream[rows_s] = number[conv]
-    direction[rows_s] = dir_s
+    sent_by_b = src_ep_s != np.repeat(src_ep_s[conv_first], counts)
+    sent_by_b ^= quote_s
+    sent_by_b &= src_ep_s != dst_ep_s
+    direction[rows_s] = sent_by_b
+    del sent_by_b
     is_quote[rows_s] = quote_s
+    sides = _client_sides(src_ep_s, dst_ep_s, quote_s, p_s, flags_s, conv_first)
+    del src_ep_s, dst_ep_s, flags_s
 
-    infos = _stream_infos(t, names, ev, order, conv, conv_first, number, conv_proto, flags_s)
-    tcp_infos = tuple(sorted((s for s in infos if s.proto == "tcp"), key=lambda s: s.index))
-    udp_infos = tuple(sorted((s for s in infos if s.proto == "udp"), key=lambda s: s.index))
-    return StreamColumns(stream, direction, tcp_infos, udp_infos, is_quote)
+    ev_stream = np.repeat(number.astype(np.int32), counts)
+    stream[rows_s] = ev_stream
+    tcp_rows, tcp_starts = _tcp_order(rows_s, ev_stream, (p_s == PROTO_TCP) & ~quote_s)
+    del ev_stream, rows_s, p_s, quote_s
+    tcp_infos, udp_infos, tcp_dir, udp_dir = _stream_infos(
+        names, *sides, first_row, last_row, counts, number, conv_proto
+    )
+    return StreamColumns(
+        stream, direction, tcp_infos, udp_infos, is_quote, tcp_rows, tcp_starts, tcp_dir, udp_dir
+    )
 
 
-def _stream_infos(
-    t: PacketTable,
-    names: list[str],
-    ev: _Events,
-    order: I64,
-    conv: I64,
-    conv_first: I64,
-    number: I64,
-    conv_proto: I64,
-    flags_s: I64,
-) -> list[StreamInfo]:
-    rows_s = ev.row[order]
-    quote_s = ev.quote[order]
-    k = conv_first.size
-    counts = np.bincount(conv, minlength=k)
-    last_row = np.full(k, -1, dtype=np.int64)
-    np.maximum.at(last_row, conv, rows_s)
-    f = conv_first
-    src, dst = ev.src[order], ev.dst[order]
-    sport, dport = ev.sport[order], ev.dport[order]
-    # Client: sender of the first SYN without ACK, else receiver of the first SYN-ACK.
-    real_tcp = (ev.proto[order] == PROTO_TCP) & ~quote_s
-    syn_only = real_tcp & ((flags_s & (SYN | ACK)) == SYN)
-    syn_ack = real_tcp & ((flags_s & (SYN | ACK)) == (SYN | ACK))
-    first_syn = _first_per_group(conv, syn_only, k)
-    first_synack = _first_per_group(conv, syn_ack, k)
+def _tcp_order(rows_s: I64, ev_stream: I32, tcp: Bool) -> tuple[I64, I64]:
+    """TCP rows sorted by (stream, row) and each stream's start, from the grouped order.
+
+    The events are grouped by conversation with rows in order inside each group, so
+    reordering whole groups by stream number needs no further sort of the rows.
+    """
+    at = np.flatnonzero(tcp)
+    if at.size == 0:
+        return at.astype(np.int64), at.astype(np.int64)
+    c = ev_stream[at]
+    gs = np.flatnonzero(np.concatenate(([True], c[1:] != c[:-1])))
+    gl = np.diff(np.append(gs, at.size))
+    go = np.argsort(c[gs], kind="stable")
+    del c
+    starts = np.zeros(go.size, dtype=np.int64)
+    np.cumsum(gl[go][:-1], out=starts[1:])
+    src = np.repeat(gs[go] - starts, gl[go])
+    src += np.arange(at.size)
+    at = at[src]
+    del src
+    return rows_s[at], starts
+
+
+def _client_sides(
+    src_ep_s: I64, dst_ep_s: I64, quote_s: Bool, p_s: I8, flags_s: I32, conv_first: I64
+) -> tuple[I64, I64, I64]:
+    """Per conversation: endpoint keys of a and b, and the client's side.
+
+    The side is 0 when the client is a, 1 when b, -1 when unknown.  The client is the
+    sender of the first SYN without ACK, else the receiver of the first SYN-ACK.
+    """
+    real_tcp = (p_s == PROTO_TCP) & ~quote_s
+    syn_bits = flags_s & (SYN | ACK)
+    fs = _first_per_conv(conv_first, real_tcp & (syn_bits == SYN))
+    fsa = _first_per_conv(conv_first, real_tcp & (syn_bits == (SYN | ACK)))
+    del real_tcp, syn_bits
 
     # Client side: 0 = the conversation's first-event sender, 1 = the other, -1 unknown.
-    fs, fsa = first_syn, first_synack
-    ep_s = src * _PORT_SPAN + sport
-    first_ep = ep_s[f]
+    f = conv_first
+    first_ep = src_ep_s[f]
     client_side = np.where(
         fs >= 0,
-        np.where(ep_s[np.maximum(fs, 0)] == first_ep, 0, 1),
-        np.where(fsa >= 0, np.where(ep_s[np.maximum(fsa, 0)] == first_ep, 1, 0), -1),
+        np.where(src_ep_s[np.maximum(fs, 0)] == first_ep, 0, 1),
+        np.where(fsa >= 0, np.where(src_ep_s[np.maximum(fsa, 0)] == first_ep, 1, 0), -1),
     )
-    client_side = np.where(quote_s[f] & (client_side >= 0), 1 - client_side, client_side)
-    a_port = np.where(quote_s[f], dport[f], sport[f])
-    b_port = np.where(quote_s[f], sport[f], dport[f])
+    q_f = quote_s[f]
+    client_side = np.where(q_f & (client_side >= 0), 1 - client_side, client_side)
+    # Endpoints a and b: a quote row travels towards the quoted sender.
+    a_ep = np.where(q_f, dst_ep_s[f], first_ep)
+    b_ep = np.where(q_f, first_ep, dst_ep_s[f])
+    a_port, b_port = a_ep % _PORT_SPAN, b_ep % _PORT_SPAN
     # A guess when no SYN was captured: the lower port is the server's.
     guess = np.where(a_port == b_port, -1, np.where(b_port < a_port, 0, 1))
     client_side = np.where(client_side >= 0, client_side, guess)
+    return a_ep, b_ep, client_side
 
-    cols = [c.tolist() for c in (src[f], sport[f], dst[f], dport[f], quote_s[f], number, conv_proto,
-                                 rows_s[f], last_row, counts, client_side)]
-    out: list[StreamInfo] = []
-    for s_addr, s_port, d_addr, d_port, q, num, p, first, last, cnt, cs in zip(*cols, strict=True):
-        a = endpoint_str(names[s_addr], s_port)
-        b = endpoint_str(names[d_addr], d_port)
-        if q:
-            a, b = b, a  # a quote row travels towards the quoted sender
-        out.append(
-            StreamInfo(
-                index=num,
-                proto="tcp" if p == PROTO_TCP else "udp",
-                a=a,
-                b=b,
-                first_no=first + 1,
-                last_no=last + 1,
-                packets=cnt,
-                client=None if cs < 0 else (a if cs == 0 else b),
-            )
+
+def _stream_infos(
+    names: list[str],
+    a_ep: I64,
+    b_ep: I64,
+    client_side: I64,
+    first_row: I64,
+    last_row: I64,
+    counts: I64,
+    number: I64,
+    conv_proto: I8,
+) -> tuple[tuple[StreamInfo, ...], tuple[StreamInfo, ...], I8, I8]:
+    """The TCP and UDP stream lists (in index order) and each stream's client direction."""
+    k = a_ep.size
+    # Endpoint strings once per distinct endpoint (streams share their servers'), built
+    # from one "address:" prefix per address (``endpoint_str`` with port 0, minus the 0).
+    uniq, inv = np.unique(np.concatenate([a_ep, b_ep]), return_inverse=True)
+    addr, port = np.divmod(uniq, _PORT_SPAN)
+    prefix = [endpoint_str(name, 0)[:-1] for name in names]
+    text = [prefix[x] + str(y) for x, y in zip(addr.tolist(), port.tolist(), strict=True)]
+    a_i, b_i = inv[:k], inv[k:]
+    # Distinct endpoint keys have distinct strings: client == a exactly when side 0 or a == b.
+    client_dir = np.where(client_side < 0, -1, np.where((client_side == 0) | (a_i == b_i), 0, 1))
+    lists: list[tuple[tuple[StreamInfo, ...], I8]] = []
+    for p, name in ((PROTO_TCP, "tcp"), (PROTO_UDP, "udp")):
+        sel = np.flatnonzero(conv_proto == p)
+        sel = sel[np.argsort(number[sel])]
+        a_s = [text[i] for i in a_i[sel].tolist()]
+        b_s = [text[i] for i in b_i[sel].tolist()]
+        cd = client_dir[sel].astype(np.int8)
+        pairs = zip(cd.tolist(), a_s, b_s, strict=True)
+        client = [None if c < 0 else (x if c == 0 else y) for c, x, y in pairs]
+        infos = map(  # in index order, so no sort
+            StreamInfo,
+            range(sel.size),
+            itertools.repeat(name),
+            a_s,
+            b_s,
+            (first_row[sel] + 1).tolist(),
+            (last_row[sel] + 1).tolist(),
+            counts[sel].tolist(),
+            client,
         )
-    return out
+        with _gc_paused():
+            lists.append((tuple(infos), cd))
+    (tcp, tcp_dir), (udp, udp_dir) = lists
+    return tcp, udp, tcp_dir, udp_dir
 
 
-def _first_per_group(group: I64, mask: Bool, k: int) -> I64:
-    """Index (into the sorted events) of the first masked event per group, -1 if none."""
-    out = np.full(k, -1, dtype=np.int64)
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building ~10^5 acyclic objects.
+
+    Each allocation burst would otherwise trigger collections that rescan them all.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _first_per_conv(conv_first: I64, mask: Bool) -> I64:
+    """Sorted position of the first masked event per conversation, -1 if none.
+
+    ``conv_first`` holds each conversation's first sorted position (ascending).
+    """
+    out = np.full(conv_first.size, -1, dtype=np.int64)
     idx = np.flatnonzero(mask)
     if idx.size:
-        g, first = np.unique(group[idx], return_index=True)
+        g, first = np.unique(np.searchsorted(conv_first, idx, side="right") - 1, return_index=True)
         out[g] = idx[first]
     return out

@@ -11,6 +11,10 @@ tshark 4.0's logic).  They run in three ways, all giving the same answer:
   agrees with the columns again - usually a few dozen packets;
 * per packet for the whole stream when the shortcut cannot be used at all (a SYN
   after a direction's first packet, ...).
+
+Streams are independent, so they are analysed in batches of whole streams of about
+``_BATCH_ROWS`` rows: the column-wise temporaries stay proportional to a batch
+rather than to the capture (and fit in the CPU caches).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracer.core.model import ACK, PROTO_TCP, SYN
+from tracer.core.model import ACK, SYN
 from tracer.core.streams import StreamColumns
 from tracer.core.table import I32, I64, PacketTable
 from tracer.core.tcp_sequential import KEEP_ALIVE, M32, ZWP, FlowState, analyse_stream
@@ -36,6 +40,7 @@ class TcpAnalysisColumns:
     flags: bit set of ``AnalysisFlag``.
     dup_ack_num: tcp.analysis.duplicate_ack_num (0 where not a duplicate ACK).
     win_scaled: tcp.window_size (the window after the stream's final scale factor).
+    (Both are empty when ``analyse_tcp`` was asked for no extras.)
     """
 
     rel_seq: I64
@@ -46,37 +51,34 @@ class TcpAnalysisColumns:
 
 
 def tcp_rows_by_stream(t: PacketTable, s: StreamColumns) -> tuple[I64, I64]:
-    """TCP rows sorted by (stream, row) and the start offsets of each stream's run."""
-    rows = np.flatnonzero((t.proto == PROTO_TCP) & (s.stream >= 0) & ~s.is_quote)
-    rows = rows[np.argsort(s.stream[rows], kind="stable")]
-    st = s.stream[rows]
-    starts = np.flatnonzero(np.concatenate(([True], st[1:] != st[:-1]))) if rows.size else rows
-    return rows.astype(np.int64), starts.astype(np.int64)
+    """TCP rows sorted by (stream, row) and the start offsets of each stream's run.
+
+    ``assign_streams`` derives them from its grouping sort (``StreamColumns.tcp_rows``).
+    """
+    return s.tcp_rows, s.tcp_starts
 
 
-def _display_bases(sid: I64, d: I64, fl: I64, seq: I64, final: I64) -> I64:
+def _display_bases(sid: I64, d: I64, fl: I64, seq: I64, final: I64, start: I64) -> tuple[I64, I64]:
     """Per row, the bases tshark's second pass subtracts: (own direction, other).
 
     The second pass starts from the final bases of the first, but re-running its
     SYN-ACK rule sets a direction's base to the ISN of each SYN-ACK it re-reads, so
-    rows after a SYN-ACK use that SYN-ACK's sequence number.
+    rows after a SYN-ACK use that SYN-ACK's sequence number.  ``start`` is each
+    row's stream's first row.
     """
-    n = sid.size
-    out = np.empty((n, 2), dtype=np.int64)
     synack = (fl & (SYN | ACK)) == (SYN | ACK)
-    pos = np.arange(n)
-    start = np.concatenate(([0], np.flatnonzero(sid[1:] != sid[:-1]) + 1))
-    first_of_stream = np.zeros(n, dtype=np.int64)
-    first_of_stream[start] = start
-    first_of_stream = np.maximum.accumulate(first_of_stream)
+    pos = np.arange(sid.size)
+    by_dir = []
     for direction in (0, 1):
+        b = final[:, direction][sid]
         last = np.maximum.accumulate(np.where(synack & (d == direction), pos, -1))
-        valid = last >= first_of_stream
-        b = np.where(valid, seq[np.maximum(last, 0)], final[sid, direction])
-        own = d == direction
-        out[own, 0] = b[own]
-        out[~own, 1] = b[~own]
-    return out
+        after = np.flatnonzero(last >= start)  # rows after a SYN-ACK of this direction
+        b[after] = seq[last[after]]
+        by_dir.append(b)
+    zero = d == 0
+    own: I64 = np.where(zero, by_dir[0], by_dir[1])
+    other: I64 = np.where(zero, by_dir[1], by_dir[0])
+    return own, other
 
 
 _CHUNK = 16  # rows re-run per step before checking whether the shortcut holds again
@@ -163,17 +165,50 @@ def _patch(
         i = bisect.bisect_left(bad_list, e)
 
 
-def analyse_tcp(t: PacketTable, s: StreamColumns) -> TcpAnalysisColumns:
-    """tshark's tcp.seq/tcp.ack/tcp.window_size and analysis flags for every TCP row."""
+_BATCH_ROWS = 1 << 16  # rows per batch of whole streams: bounds the temporaries' memory
+
+
+def _batches(starts: I64, total: int) -> list[tuple[int, int]]:
+    """Consecutive runs of whole streams, each of about ``_BATCH_ROWS`` rows at most.
+
+    Streams are independent, so each run is analysed on its own.  A run starts at the
+    stream holding each multiple of ``_BATCH_ROWS``, and a stream longer than a
+    quarter of that is a run by itself: so a run of several streams has at most
+    1.25 * ``_BATCH_ROWS`` rows, and a longer run is one long stream.
+    """
+    lengths = np.diff(np.append(starts, total))
+    cuts = np.arange(_BATCH_ROWS, total, _BATCH_ROWS)
+    at_cut = np.searchsorted(starts, cuts, side="right") - 1
+    long = np.flatnonzero(lengths > _BATCH_ROWS // 4)
+    bounds = np.unique(np.concatenate(([0], at_cut, long, long + 1, [starts.size])))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
+def analyse_tcp(t: PacketTable, s: StreamColumns, *, extras: bool = True) -> TcpAnalysisColumns:
+    """tshark's tcp.seq/tcp.ack/tcp.window_size and analysis flags for every TCP row.
+
+    ``extras=False`` leaves ``dup_ack_num`` and ``win_scaled`` empty (length 0):
+    ``analyze`` does not use them and saves their memory.
+    """
     n = len(t)
     rel_seq = np.full(n, -1, dtype=np.int64)
     rel_ack = np.full(n, -1, dtype=np.int64)
     flags = np.zeros(n, dtype=np.int32)
-    dup = np.zeros(n, dtype=np.int32)
-    win_scaled = np.full(n, -1, dtype=np.int64)
+    dup = np.zeros(n if extras else 0, dtype=np.int32)
+    win_scaled = np.full(n if extras else 0, -1, dtype=np.int64)
+    out = TcpAnalysisColumns(rel_seq, rel_ack, flags, dup, win_scaled)
     rows, starts = tcp_rows_by_stream(t, s)
-    if rows.size == 0:
-        return TcpAnalysisColumns(rel_seq, rel_ack, flags, dup, win_scaled)
+    for j0, j1 in _batches(starts, rows.size):
+        a = int(starts[j0])
+        b = int(starts[j1]) if j1 < starts.size else rows.size
+        _analyse_batch(t, s, rows[a:b], starts[j0:j1] - a, out)
+    return out
+
+
+def _analyse_batch(
+    t: PacketTable, s: StreamColumns, rows: I64, starts: I64, out: TcpAnalysisColumns
+) -> None:
+    """Analyse the whole streams in ``rows`` (grouped by stream, runs at ``starts``)."""
     d = s.direction[rows].astype(np.int64)
     fl = t.tcp_flags[rows].astype(np.int64)
     seq = t.seq[rows]
@@ -184,8 +219,10 @@ def analyse_tcp(t: PacketTable, s: StreamColumns) -> TcpAnalysisColumns:
     ws = t.wscale[rows].astype(np.int64)
     ts = t.ts_ns[rows]
     nstreams = starts.size
-    sid = np.repeat(np.arange(nstreams), ends - starts)
-    v = vector_analysis(sid, d, fl, seq, ack, win, ln, ws, ts, nstreams)
+    lengths = ends - starts
+    sid = np.repeat(np.arange(nstreams), lengths)
+    start = np.repeat(starts, lengths)
+    v = vector_analysis(sid, d, fl, seq, ack, win, ln, ws, ts, nstreams, start)
     # Copies: the patches below must not change what the vectorised path assumed.
     f_rows, dup_rows, base, scale = v.flags.copy(), v.dup.copy(), v.base.copy(), v.scale.copy()
     cols = [d, fl, seq, ack, win, ln, ws, ts]
@@ -201,11 +238,15 @@ def analyse_tcp(t: PacketTable, s: StreamColumns) -> TcpAnalysisColumns:
         scale[j] = res[2:]
     if bad_rows.size:
         _patch(v, cols, sid, starts, ends, bad_rows, f_rows, dup_rows)
-    flags[rows] = f_rows.astype(np.int32)
-    dup[rows] = dup_rows.astype(np.int32)
-    shown = _display_bases(sid, d, fl, seq, base)
-    rel_seq[rows] = (seq - shown[:, 0]) & M32
-    rel_ack[rows] = np.where((fl & ACK) != 0, (ack - shown[:, 1]) & M32, ack)
-    sc = scale[sid, d]
-    win_scaled[rows] = np.where(((fl & SYN) == 0) & (sc >= 0), win << np.maximum(sc, 0), win)
-    return TcpAnalysisColumns(rel_seq, rel_ack, flags, dup, win_scaled)
+    del v, cols
+    out.flags[rows] = f_rows
+    if out.dup_ack_num.size:
+        out.dup_ack_num[rows] = dup_rows
+    del f_rows, dup_rows
+    own, other = _display_bases(sid, d, fl, seq, base, start)
+    out.rel_seq[rows] = (seq - own) & M32
+    out.rel_ack[rows] = np.where((fl & ACK) != 0, (ack - other) & M32, ack)
+    del own, other
+    if out.win_scaled.size:
+        sc = scale[sid, d]
+        out.win_scaled[rows] = np.where(((fl & SYN) == 0) & (sc >= 0), win << np.maximum(sc, 0), win)

@@ -52,9 +52,9 @@ from typing import Protocol
 
 import numpy as np
 
-from tracer.core.model import ACK, FIN, PROTO_TCP, RST, SYN, TcpState
+from tracer.core.model import ACK, FIN, RST, SYN, TcpState
 from tracer.core.streams import StreamColumns
-from tracer.core.table import I8, I32, I64, Bool, PacketTable
+from tracer.core.table import I8, I16, I32, I64, Bool, PacketTable
 
 
 class SeqColumns(Protocol):
@@ -149,46 +149,33 @@ def next_state(state: TcpState, event: Event, passive: bool = False) -> TcpState
 # --- vectorised preparation ----------------------------------------------------
 
 
-def first_per_key(keys: I64, mask: Bool, nkeys: int) -> I64:
-    """Position of the first ``mask`` row per key (positions are in row order), -1 if none."""
+def first_per_key(keys: I32 | I64, mask: Bool, nkeys: int, pos: I64 | None = None) -> I64:
+    """Smallest position of a ``mask`` row per key, -1 if none.
+
+    A row's position is its index, or ``pos[index]`` when ``pos`` is given.
+    """
     big = np.iinfo(np.int64).max
     out = np.full(nkeys, big, dtype=np.int64)
     idx = np.flatnonzero(mask)
-    np.minimum.at(out, keys[idx], idx)
+    np.minimum.at(out, keys[idx], idx if pos is None else pos[idx])
     out[out == big] = -1
     return out
-
-
-def stable_order(keys: I64) -> I64:
-    """``np.argsort(keys, kind="stable")`` for non-negative keys, by 16-bit radix passes.
-
-    numpy sorts 16-bit integers with a radix sort, several times faster than the
-    merge sort it uses for wider ones.
-    """
-    top = int(keys.max()) if keys.size else 0
-    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-    shift = 16
-    while top >> shift:
-        part = ((keys[order] >> shift) & 0xFFFF).astype(np.uint16)
-        order = order[np.argsort(part, kind="stable")]
-        shift += 16
-    return order.astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
 class ControlMarks:
     """TCP rows and where each direction's SYN and FIN are sent and acknowledged.
 
-    Positions index ``rows`` (the TCP rows in file order).  A *key* is one
-    direction of one stream: ``stream * 2 + direction``; ``rkey`` is the reverse.
-    Per-key arrays hold a position or -1.
+    Positions index ``rows``: the TCP rows sorted by (stream, row), as
+    ``StreamColumns.tcp_rows`` (so each stream is one run, in packet order).  A *key*
+    is one direction of one stream: ``stream * 2 + direction``; ``key ^ 1`` is the
+    reverse.  Per-key arrays hold a position or -1.
     """
 
     rows: I64
-    key: I64
-    rkey: I64
-    flags: I64
-    plen: I64
+    key: I32
+    flags: I16
+    plen: I32
     nkeys: int
     first_pos: I64  # first row sent in this direction
     first_syn: I64  # first SYN (with or without ACK)
@@ -197,30 +184,20 @@ class ControlMarks:
     first_fin: I64
     syn_acked_at: I64  # first row of the peer that acknowledges this direction's SYN
     fin_acked_at: I64  # first row of the peer that acknowledges this direction's FIN
-    stream_order: I64  # positions sorted by (stream, position)
-    stream_rank: I64  # inverse of stream_order
-    b_sent: I64  # per stream_order index: rows sent by b up to it (a running count)
+    b_sent: I32  # per position: rows sent by b up to it (a running count)
 
     def prev_in_stream(self, p: I64) -> I64:
         """For positions ``p``: the previous position of the same stream, -1 if none."""
-        r = self.stream_rank[p] - 1
-        q = self.stream_order[np.maximum(r, 0)]
-        same = (r >= 0) & ((self.key[q] >> 1) == (self.key[p] >> 1))
+        q = np.maximum(p - 1, 0)
+        same = (p >= 1) & ((self.key[q] >> 1) == (self.key[p] >> 1))
         out: I64 = np.where(same, q, -1)
         return out
 
     def sent_between(self, key: I64, lo: I64, hi: I64) -> I64:
         """Rows sent in direction ``key`` strictly between positions ``lo`` < ``hi`` of its stream."""
-        rl, rh = self.stream_rank[lo], self.stream_rank[hi]
-        by_b = self.b_sent[rh - 1] - self.b_sent[rl]
-        out: I64 = np.where((key & 1) == 1, by_b, rh - rl - 1 - by_b)
+        by_b = self.b_sent[hi - 1].astype(np.int64) - self.b_sent[lo]
+        out: I64 = np.where((key & 1) == 1, by_b, hi - lo - 1 - by_b)
         return out
-
-
-def _inverse(order: I64) -> I64:
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size, dtype=np.int64)
-    return rank
 
 
 # ``analyze`` asks for the same marks twice (states, then causes): remember the
@@ -241,48 +218,64 @@ def control_marks(t: PacketTable, s: StreamColumns, a: SeqColumns) -> ControlMar
     return m
 
 
+_SLICE = 1 << 18  # rows per slice where a pass needs several full-length temporaries
+
+
 def _control_marks(t: PacketTable, s: StreamColumns, a: SeqColumns) -> ControlMarks:
-    ok = (t.proto == PROTO_TCP) & (s.stream >= 0) & (s.direction >= 0)
-    rows = np.flatnonzero(ok).astype(np.int64)
-    st = s.stream[rows].astype(np.int64)
-    d = s.direction[rows].astype(np.int64)
-    key = st * 2 + d
-    rkey = st * 2 + (1 - d)
-    nkeys = int(st.max()) * 2 + 2 if rows.size else 0
-    flags = t.tcp_flags[rows].astype(np.int64)
-    plen = np.maximum(t.payload_len[rows].astype(np.int64), 0)
-    rel_seq = a.rel_seq[rows]
-    rel_ack = a.rel_ack[rows]
-    pos = np.arange(rows.size, dtype=np.int64)
+    rows = s.tcp_rows
+    d = s.direction[rows]
+    key = s.stream[rows] * 2  # int32, like the stream numbers: half the memory of int64
+    key += d
+    b_sent = np.cumsum(d, dtype=np.int32)
+    del d
+    nkeys = (int(key.max()) | 1) + 1 if rows.size else 0
+    flags = t.tcp_flags[rows].astype(np.int16)  # 9 flag bits
+    plen = np.maximum(t.payload_len[rows], 0)
     is_syn = (flags & SYN) != 0
     is_fin = (flags & FIN) != 0
     has_ack = (flags & ACK) != 0
 
-    first_pos = first_per_key(key, np.ones(rows.size, dtype=bool), nkeys)
+    # Positions are grouped by stream, so a key first appears at the start of a run.
+    runs = np.flatnonzero(np.diff(key, prepend=-1))  # keys are >= 0
+    first_pos = first_per_key(key[runs], np.ones(runs.size, dtype=bool), nkeys, runs)
+    del runs
     first_syn = first_per_key(key, is_syn, nkeys)
     first_plain_syn = first_per_key(key, is_syn & ~has_ack, nkeys)
     first_synack = first_per_key(key, is_syn & has_ack, nkeys)
     first_fin = first_per_key(key, is_fin, nkeys)
+    del is_syn, is_fin
 
-    def first_ack_of(first: I64, extra_len: I64 | None) -> I64:
-        # The sequence number just after the control segment of the reverse direction.
-        fp = first[rkey]
-        seen = fp >= 0
-        fpc = np.where(seen, fp, 0)
-        end = rel_seq[fpc] + 1
-        if extra_len is not None:
-            end = end + extra_len[fpc]
-        acks = seen & has_ack & (pos > fp) & (rel_ack >= end) & (rel_ack >= 0)
-        return first_per_key(rkey, acks, nkeys)
+    # The first row of each direction acknowledging the reverse direction's SYN (FIN):
+    # an ACK at or beyond the sequence number just after it.  In slices of rows, so
+    # that the temporaries stay small.
+    big = np.iinfo(np.int64).max
+    ack_ends = []
+    for first, extra in ((first_syn, None), (first_fin, plen)):
+        seen = first >= 0
+        fp = rows[np.where(seen, first, 0)]
+        end = a.rel_seq[fp] + 1
+        if extra is not None:
+            end += extra[np.where(seen, first, 0)]
+        end[~seen] = big  # nothing to acknowledge
+        ack_ends.append((first, end))
+    syn_acked_at = np.full(nkeys, big, dtype=np.int64)
+    fin_acked_at = np.full(nkeys, big, dtype=np.int64)
+    for lo in range(0, rows.size, _SLICE):
+        hi = min(lo + _SLICE, rows.size)
+        rk = key[lo:hi] ^ 1
+        pos = np.arange(lo, hi)
+        ra = a.rel_ack[rows[lo:hi]]
+        ok = has_ack[lo:hi] & (ra >= 0)
+        for (first, end), out in zip(ack_ends, (syn_acked_at, fin_acked_at), strict=True):
+            hit = np.flatnonzero(ok & (ra >= end[rk]) & (pos > first[rk]))
+            np.minimum.at(out, rk[hit], hit + lo)
+    for out in (syn_acked_at, fin_acked_at):
+        out[out == big] = -1
+    del has_ack
 
-    syn_acked_at = first_ack_of(first_syn, None)
-    fin_acked_at = first_ack_of(first_fin, plen)
-
-    stream_order = stable_order(st)
     return ControlMarks(
         rows=rows,
         key=key,
-        rkey=rkey,
         flags=flags,
         plen=plen,
         nkeys=nkeys,
@@ -293,9 +286,7 @@ def _control_marks(t: PacketTable, s: StreamColumns, a: SeqColumns) -> ControlMa
         first_fin=first_fin,
         syn_acked_at=syn_acked_at,
         fin_acked_at=fin_acked_at,
-        stream_order=stream_order,
-        stream_rank=_inverse(stream_order),
-        b_sent=np.cumsum(d[stream_order]),
+        b_sent=b_sent,
     )
 
 
@@ -407,14 +398,16 @@ def _event_matrix(m: ControlMarks, passive: Bool, p: I64) -> tuple[I8, I8]:
     acks_syn = ~syn & (m.syn_acked_at[r] == p)
     first_seg = ~syn & ack & (m.first_pos[k] == p)
     acks_fin = m.fin_acked_at[r] == p
-    rc_syn = np.zeros(m.rows.size, dtype=bool)
-    rc_syn[syn_got[~syn_def]] = True
-    rc_fin = np.zeros(m.rows.size, dtype=bool)
-    rc_fin[fin_got[~fin_def]] = True
-    got_fin = rc_fin[p]
-    got_syn = rc_syn[p] & ~got_fin
-    index = np.full(m.rows.size, -1, dtype=np.int64)
-    index[p] = np.arange(p.size)
+    # Every position below is an event position: find its event row by bisection.
+    got_fin = np.zeros(p.size, dtype=bool)
+    got_fin[np.searchsorted(p, fin_got[~fin_def])] = True
+    got_syn = np.zeros(p.size, dtype=bool)
+    got_syn[np.searchsorted(p, syn_got[~syn_def])] = True
+    got_syn &= ~got_fin
+
+    def index(pos: I64) -> I64:
+        out: I64 = np.searchsorted(p, pos)
+        return out
 
     def syn_kind(rows: I64) -> I64:
         out: I64 = np.where((m.flags[rows] & ACK) != 0, int(Event.RCV_SYN_ACK), int(Event.RCV_SYN))
@@ -424,8 +417,8 @@ def _event_matrix(m: ControlMarks, passive: Bool, p: I64) -> tuple[I8, I8]:
     snd = np.full((p.size, 6), _NOOP, dtype=np.int8)
     rcv = np.full((p.size, 7), _NOOP, dtype=np.int8)
     # Receipts deferred to the receiver's acknowledging row come first in that row.
-    snd[index[m.syn_acked_at[syn_keys[syn_def]]], 0] = syn_kind(syn_got[syn_def])
-    snd[index[m.fin_acked_at[fin_keys[fin_def]]], 1] = int(E.RCV_FIN)
+    snd[index(m.syn_acked_at[syn_keys[syn_def]]), 0] = syn_kind(syn_got[syn_def])
+    snd[index(m.fin_acked_at[fin_keys[fin_def]]), 1] = int(E.RCV_FIN)
     snd[syn, 2] = np.where(ack, int(E.SND_SYN_ACK), int(E.SND_SYN))[syn]
     snd[acks_syn, 2] = int(E.SND_ACK_OF_SYN)
     snd[first_seg, 3] = int(E.SND_SEGMENT)
@@ -452,10 +445,7 @@ def _scan(
     e = p.size
     out_a = np.empty(e, dtype=np.int8)
     out_b = np.empty(e, dtype=np.int8)
-    index = np.full(m.rows.size, -1, dtype=np.int64)
-    index[p] = np.arange(e)
-    eo = index[m.stream_order]
-    eo = eo[eo >= 0]  # event rows in (stream, position) order
+    eo = np.arange(e)  # event rows, already in (stream, position) order
     key = m.key[p]
     stream = key[eo] >> 1
     starts = np.flatnonzero(np.concatenate(([True], stream[1:] != stream[:-1])))
@@ -604,17 +594,16 @@ def walk(m: ControlMarks) -> tuple[I8, I8, I64]:
 
 def _fill(m: ControlMarks, ev_pos: I64, ev_a: I8, ev_b: I8, state_a: I8, state_b: I8) -> None:
     """Forward-fill the event rows' states over every row of the same stream."""
-    order = m.stream_order
     is_ev = np.zeros(m.rows.size, dtype=bool)
     is_ev[ev_pos] = True
     val_a = np.zeros(m.rows.size, dtype=np.int8)
     val_b = np.zeros(m.rows.size, dtype=np.int8)
     val_a[ev_pos] = ev_a
     val_b[ev_pos] = ev_b
-    # Each stream's first row is an event row, so the fill never crosses streams.
-    ev_sorted = is_ev[order]
-    idx = np.where(ev_sorted, np.arange(order.size), 0)
-    np.maximum.accumulate(idx, out=idx)
-    src = order[idx]
-    state_a[m.rows[order]] = val_a[src]
-    state_b[m.rows[order]] = val_b[src]
+    # Positions are in stream order and each stream's first row is an event row, so
+    # the fill never crosses streams.
+    src = np.where(is_ev, np.arange(m.rows.size), 0)
+    del is_ev
+    np.maximum.accumulate(src, out=src)
+    state_a[m.rows] = val_a[src]
+    state_b[m.rows] = val_b[src]
