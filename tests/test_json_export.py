@@ -226,3 +226,17 @@ def test_contract_doc_lists_every_name() -> None:
                 "flags", "seq", "ack", "seq_raw", "ack_raw", "len", "analysis", "states", "cause", "explain",
                 "by", "side", "call", "reason", "inferred"):  # fmt: skip
         assert f"`{key}`" in doc, key
+
+
+@pytest.mark.parametrize("name", ["tcpdump__tcp-handshake-nano.pcap", "tcpdump__whois.pcap"])
+def test_time_ns_is_the_capture_time_to_the_nanosecond(name: str) -> None:
+    """``time_ns`` against tshark's frame.time_epoch (ns and µs files)."""
+    from decimal import Decimal
+
+    path = CORPUS / name
+    trace = read_capture(path)
+    out = io.StringIO()
+    write_json(trace, analyze(trace), out)
+    ours = [p["time_ns"] for p in json.loads(out.getvalue())["packets"]]
+    theirs = [int(Decimal(r[0]) * 10**9) for r in tshark_fields(path, "frame.time_epoch", two_pass=False)]
+    assert ours == theirs

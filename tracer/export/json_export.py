@@ -376,6 +376,7 @@ def packet_lines(trace: Trace, analysis: Analysis) -> Iterator[list[str]]:
         rows = zip(
             range(lo + 1, hi + 1),
             times(lo, hi),
+            t.ts_ns[lo:hi].tolist(),
             proto_stream.rows(lo, hi),
             ep_json[src_id[lo:hi]].tolist(),
             ep_json[dst_id[lo:hi]].tolist(),
@@ -391,9 +392,9 @@ def packet_lines(trace: Trace, analysis: Analysis) -> Iterator[list[str]]:
             strict=True,
         )
         yield [
-            f'{{"no":{no},"time":{tm},{ps},"src":{s},"dst":{d},"flags":{f},'
+            f'{{"no":{no},"time":{tm},"time_ns":{tn},{ps},"src":{s},"dst":{d},"flags":{f},'
             f'"seq":{sq},"ack":{ak},"seq_raw":{sr},"ack_raw":{ar},"len":{ln},"analysis":{an},"states":{ss},{c}}}'
-            for no, tm, ps, s, d, f, sq, ak, sr, ar, ln, an, ss, c in rows
+            for no, tm, tn, ps, s, d, f, sq, ak, sr, ar, ln, an, ss, c in rows
         ]
 
 
