@@ -85,3 +85,20 @@ def test_idle_wire_is_silent(tmp_path: Path) -> None:
         time.sleep(1.5)  # MLD's unsolicited reports repeat within about a second
     out = subprocess.run(["tcpdump", "-n", "-r", str(pcap)], capture_output=True, text=True)
     assert out.stdout.splitlines() == []
+
+
+BURST = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3000):
+    s.sendto(b"x" * 1000, (sys.argv[1], 9))
+"""
+
+
+def test_tcpdump_keeps_a_burst_whole(tmp_path: Path) -> None:
+    """3,000 back-to-back datagrams: the capture ring must not overflow."""
+    pcap = tmp_path / "burst.pcap"
+    with Lab(prefix="trctest") as lab, lab.tcpdump(lab.client, pcap):
+        lab.client.run([sys.executable, "-c", BURST, lab.server.ip])
+    out = subprocess.run(["tcpdump", "-n", "-r", str(pcap), "udp"], capture_output=True, text=True)
+    assert len(out.stdout.splitlines()) == 3000

@@ -191,7 +191,7 @@ class Lab:
         self._created.clear()
 
     @contextlib.contextmanager
-    def tcpdump(self, host: Host, path: str | Path, *, snaplen: int = 262144,
+    def tcpdump(self, host: Host, path: str | Path, *, snaplen: int = 65535, buffer_kib: int = 65536,
                 extra: Sequence[str] = (), immediate: bool = True) -> Iterator[subprocess.Popen[str]]:
         """Capture on ``host``'s interface to ``path`` with tcpdump until the block ends.
 
@@ -202,9 +202,11 @@ class Lab:
         # -Z root: tcpdump would otherwise drop to user "tcpdump" and fail to write
         # into a root-only directory (pytest tmp dirs, ~/.cache).  Immediate mode:
         # frames still in a TPACKET_V3 block at SIGINT would otherwise be lost.
+        # A ring of -B KiB holds about buffer/snaplen frames: with tcpdump's defaults
+        # (2 MiB, 256 KiB snaplen) only 8, and a burst overflows it.
         mode = ["--immediate-mode"] if immediate else []
-        argv = ["tcpdump", "-Z", "root", "-i", host.iface, "-s", str(snaplen), *mode, "-U", "-n",
-                "-w", str(path), *extra]
+        argv = ["tcpdump", "-Z", "root", "-i", host.iface, "-s", str(snaplen), "-B", str(buffer_kib), *mode,
+                "-U", "-n", "-w", str(path), *extra]
         proc = host.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_listening(proc)
