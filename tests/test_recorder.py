@@ -103,7 +103,9 @@ SYSCALLS = {
 }
 
 _LINE = re.compile(r"^(\d+) (\d+)\.(\d{6}) (\w+)\((.*)\) += (.*?) <(\d+)\.(\d{6})>$")
-_FD = re.compile(r"^(-?\d+)<(TCP|UDP|TCPv6|UDPv6):\[(.*?)\]>")
+# strace -yy shows "3<TCP:[l->r]>"; when its sock_diag lookup fails it falls back to
+# "3<socket:[inode]>" (seen once in a full-suite run): still our socket, no 4-tuple.
+_FD = re.compile(r"^(-?\d+)<(TCP|UDP|TCPv6|UDPv6|socket):\[(.*?)\]>")
 
 
 @dataclass
