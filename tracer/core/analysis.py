@@ -8,7 +8,7 @@ Codes in the int columns are the ``IntEnum`` values of ``tracer.core.model``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tracer.core.model import StreamInfo
 from tracer.core.table import I8, I16, I32, I64, Bool
@@ -26,6 +26,9 @@ class Analysis:
     flags: bit set of ``AnalysisFlag``.
     state_a/state_b: ``TcpState`` of endpoints a and b after this packet; -1 = not TCP.
     cause_*: why the packet exists (see ``tracer.core.model.Cause``).
+    error_links: recorded call id -> row of the packet that caused its errno (the RST
+        behind ECONNREFUSED/ECONNRESET, the ICMP port unreachable behind a UDP
+        ECONNREFUSED); empty without recorded calls.
     """
 
     stream: I32
@@ -43,3 +46,4 @@ class Analysis:
     cause_call_id: I32
     tcp_streams: tuple[StreamInfo, ...]
     udp_streams: tuple[StreamInfo, ...]
+    error_links: dict[int, int] = field(default_factory=dict)

@@ -1,5 +1,9 @@
 """The analysis pipeline: streams → sequence analysis → TCP states → causes.
 
+Causes are inferred from the wire, then, when the trace has recorded socket
+calls, tied to those calls (``attribute_calls``) and their errors to the packets
+that caused them (``link_errors``).
+
 ``analyze(trace)`` is the one entry point the adapters use.  Each stage is a pure,
 vectorised function over whole columns (see ``docs/architecture.md``).
 """
@@ -7,7 +11,7 @@ vectorised function over whole columns (see ``docs/architecture.md``).
 from __future__ import annotations
 
 from tracer.core.analysis import Analysis
-from tracer.core.attribution import infer_causes
+from tracer.core.attribution import attribute_calls, infer_causes, link_errors
 from tracer.core.streams import assign_streams
 from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import track_states
@@ -21,6 +25,10 @@ def analyze(trace: Trace) -> Analysis:
     a = analyse_tcp(t, s, extras=False)
     state_a, state_b = track_states(t, s, a)
     c = infer_causes(t, s, a, state_a, state_b)
+    links: dict[int, int] = {}
+    if trace.calls:
+        c = attribute_calls(t, s, a, c, trace.calls)
+        links = link_errors(t, s, trace.calls)
     return Analysis(
         stream=s.stream,
         direction=s.direction,
@@ -37,4 +45,5 @@ def analyze(trace: Trace) -> Analysis:
         cause_call_id=c.call_id,
         tcp_streams=s.tcp_streams,
         udp_streams=s.udp_streams,
+        error_links=links,
     )

@@ -17,10 +17,17 @@ where nothing listened (``rst_no_listener``), from a synchronised endpoint
 (``rst_abort``: close() with unread data or SO_LINGER 0), from one whose
 application had already closed (``rst_after_close``), or from one without the
 connection (``rst_unknown_connection``).
+
+With recorded socket calls (the live lab), ``attribute_calls`` replaces those
+guesses by facts: each packet an application call made is tied to that call
+(``call_id``, ``inferred=False``), and ``link_errors`` ties a failed call's errno
+to the packet behind it.  Python loops there run over sockets, streams and rare
+rows only; data segments find their send() call with one ``searchsorted``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +46,12 @@ from tracer.core.model import (
     Cause,
     CauseBy,
     Side,
+    SocketCall,
+    StreamInfo,
     TcpState,
+    endpoint_str,
 )
-from tracer.core.reasons import CALL_NAMES, REASONS, call_code, reason_code
+from tracer.core.reasons import CALL_CODE, CALL_NAMES, REASONS, call_code, reason_code
 from tracer.core.streams import StreamColumns
 from tracer.core.table import I8, I16, I32, I64, Bool, PacketTable
 from tracer.core.tcp_states import ControlMarks, SeqColumns, control_marks
@@ -339,3 +349,354 @@ def infer_causes(
         if st < dirs.size and dirs[st] >= 0:
             side[i] = int(Side.CLIENT) if d == dirs[st] else int(Side.SERVER)
     return CauseColumns(by=by, side=side, call=call, reason=reason, inferred=inferred, call_id=call_id)
+
+
+# --- attribution to recorded socket calls ------------------------------------
+
+_CONNECT_CALLS = frozenset({"connect", "connect_ex"})
+_SEND_CALLS = frozenset({"send", "sendall", "sendto"})
+_CONNECT_REASONS = frozenset({"connect_syn", "simultaneous_open_syn"})
+_DATA_REASONS = frozenset({"send_data", "send_data_fin"})
+_FIN_REASONS = frozenset({"close_fin", "close_fin_after_peer", "close_fin_ack", "simultaneous_close_fin"})
+_WILDCARDS = frozenset({"0.0.0.0", "[::]"})
+_NEVER = 1 << 62  # the exit time of a call that never returned
+
+
+def _ep_match(call_ep: str | None, pkt_ep: str) -> bool:
+    """``call_ep`` (a socket's address) is the packet's endpoint ``pkt_ep``.
+
+    A socket bound to the wildcard address sends from a real one: the port decides.
+    """
+    if call_ep is None:
+        return False
+    if call_ep == pkt_ep:
+        return True
+    host, _, port = call_ep.rpartition(":")
+    return host in _WILDCARDS and pkt_ep.rpartition(":")[2] == port
+
+
+def _target(c: SocketCall) -> str | None:
+    """Where a call was aimed: its remote, else (a failed connect()) the address argument."""
+    return c.remote or dict(c.args).get("address") or None
+
+
+def _exit(c: SocketCall) -> int:
+    return _NEVER if c.t_exit_ns is None else c.t_exit_ns
+
+
+@dataclass
+class _Sock:
+    """One socket's life in a process: its calls from creation (or first use) to close()."""
+
+    side: str
+    proto: str | None
+    local: str | None
+    remote: str | None
+    calls: list[SocketCall]
+
+
+def _sockets(calls: Sequence[SocketCall]) -> list[_Sock]:
+    """The recorded calls grouped by socket: by (side, pid, fd), split at close()."""
+    live: dict[tuple[str, int, int], _Sock] = {}
+    out: list[_Sock] = []
+    for c in sorted(calls, key=lambda c: (c.t_enter_ns, c.id)):
+        if c.fd is None:
+            continue
+        key = (c.side, c.pid, c.fd)
+        sk = live.get(key)
+        if sk is None or c.call == "socket":
+            sk = live[key] = _Sock(c.side, c.proto, None, None, [])
+            out.append(sk)
+        sk.calls.append(c)
+        sk.proto = c.proto or sk.proto
+        if c.call != "accept":  # accept's record shows the new connection's addresses
+            sk.local = c.local or sk.local
+            sk.remote = c.remote or sk.remote
+        if c.call == "close":
+            del live[key]
+    return out
+
+
+def _stream_rows(s: StreamColumns, proto: I16, which: int) -> dict[int, I64]:
+    """Rows of each stream of protocol ``which`` (not ICMP quotes), in file order."""
+    rows = np.flatnonzero((proto == which) & (s.stream >= 0) & (s.direction >= 0) & ~s.is_quote)
+    st = s.stream[rows]
+    order = np.argsort(st, kind="stable")
+    rows, st = rows[order], st[order]
+    cuts = np.flatnonzero(np.diff(st)) + 1
+    parts = zip(np.split(rows, cuts), np.split(st, cuts), strict=True)
+    return {int(part_st[0]): part for part, part_st in parts if part.size}
+
+
+def _pick(socks: list[_Sock], t_last: int) -> _Sock | None:
+    """The socket of a stream when its 4-tuple was used more than once: the latest
+    one whose first call came before the stream ended."""
+    best = None
+    for sk in socks:
+        if sk.calls[0].t_enter_ns <= t_last or best is None:
+            best = sk
+    return best
+
+
+def _side_code(sk_side: str, client: str | None, src: str) -> int:
+    """Client/server by the stream's client endpoint, else by the recorded side label."""
+    if client is not None:
+        return int(Side.CLIENT) if src == client else int(Side.SERVER)
+    return {"client": int(Side.CLIENT), "server": int(Side.SERVER)}.get(sk_side, int(Side.NONE))
+
+
+def _sent_bytes(c: SocketCall) -> int | None:
+    """How many bytes a send-like call handed to the kernel (None: unknown)."""
+    if c.errno is not None:
+        return None if c.call == "sendall" else 0
+    value = dict(c.args).get("len", "") if c.call == "sendall" else c.result or ""
+    return int(value) if value.isdigit() else None
+
+
+class _Writer:
+    """Sets call causes into copies of the cause columns."""
+
+    def __init__(self, causes: CauseColumns) -> None:
+        self.by = causes.by.copy()
+        self.side = causes.side.copy()
+        self.call = causes.call.copy()
+        self.inferred = causes.inferred.copy()
+        self.call_id = causes.call_id.copy()
+        self.reason = causes.reason
+
+    def set(self, rows: I64 | list[int], c: SocketCall, side: int) -> None:
+        self.by[rows] = _C
+        self.call[rows] = CALL_CODE.get(c.call, 0)  # 0: a call this version has no name for
+        self.call_id[rows] = c.id
+        self.inferred[rows] = False
+        if side != int(Side.NONE):
+            self.side[rows] = side
+
+    def columns(self) -> CauseColumns:
+        return CauseColumns(self.by, self.side, self.call, self.reason, self.inferred, self.call_id)
+
+
+def _closer(sk: _Sock, ts: int, rst: bool) -> SocketCall | None:
+    """The close() (or, for a FIN, shutdown(SHUT_WR/SHUT_RDWR)) entered last before ``ts``."""
+    best = None
+    for c in sk.calls:
+        if c.t_enter_ns > ts:
+            break
+        if c.call == "close" or (
+            not rst and c.call == "shutdown" and dict(c.args).get("how") in ("SHUT_WR", "SHUT_RDWR")
+        ):
+            best = c
+    return best
+
+
+def _tcp_direction(
+    w: _Writer, t: PacketTable, a: SeqColumns, rows: I64, sk: _Sock, side: int
+) -> None:
+    """Data segments, FINs and abortive RSTs of one direction, sent by socket ``sk``."""
+    reasons = w.reason[rows]
+    data = rows[np.isin(reasons, [reason_code(r) for r in _DATA_REASONS]) & (t.payload_len[rows] > 0)]
+    if data.size:
+        sends: list[SocketCall] = []
+        ends: list[int] = []
+        total = 0
+        for c in sk.calls:
+            if c.call not in _SEND_CALLS:
+                continue
+            n = _sent_bytes(c)
+            if n is None:
+                break  # a sendall() that failed part-way: later bytes cannot be placed
+            if n:
+                total += n
+                sends.append(c)
+                ends.append(total)
+        # The k-th byte written (1-based) travels as relative sequence number k.
+        j = np.searchsorted(np.asarray(ends, dtype=np.int64), a.rel_seq[data] - 1, side="right")
+        for k in np.unique(j[j < len(sends)]).tolist():
+            w.set(data[j == k], sends[k], side)
+    fin_codes = [reason_code(r) for r in _FIN_REASONS]
+    ctl = np.flatnonzero(np.isin(reasons, fin_codes) | (reasons == reason_code("rst_abort")))
+    for i in rows[ctl].tolist():
+        closer = _closer(sk, int(t.ts_ns[i]), bool(t.tcp_flags[i] & RST))
+        if closer is not None:
+            w.set([i], closer, side)
+
+
+def _connects(w: _Writer, t: PacketTable, s: StreamColumns, calls: Sequence[SocketCall],
+              infos: Sequence[StreamInfo]) -> set[int]:
+    """SYNs sent by connect(): window contains the SYN, remote is its destination.
+
+    The local address is checked when known (a refused connect() never learns it).
+    Returns the streams whose SYN a call explains.
+    """
+    codes = [reason_code(r) for r in _CONNECT_REASONS]
+    syns = np.flatnonzero((t.proto == PROTO_TCP) & np.isin(w.reason, codes) & (s.stream >= 0))
+    connects = [(c, _target(c)) for c in calls if c.call in _CONNECT_CALLS]
+    known: set[int] = set()
+    for i in syns.tolist():
+        ts, src, dst = int(t.ts_ns[i]), t.src_endpoint(i), t.dst_endpoint(i)
+        for c, remote in connects:
+            if remote == dst and c.t_enter_ns <= ts <= _exit(c) and (
+                c.local is None or c.local.rpartition(":")[2] == "0" or _ep_match(c.local, src)
+            ):
+                st = int(s.stream[i])
+                w.set([i], c, _side_code(c.side, infos[st].client, src))
+                known.add(st)
+                break
+    return known
+
+
+def _udp_direction(w: _Writer, t: PacketTable, rows: I64, sends: list[SocketCall], side_of: dict[int, int]
+                   ) -> None:
+    """Datagrams of one direction matched in order to the send calls that can have sent them."""
+    k = 0
+    for i in rows.tolist():
+        ts = int(t.ts_ns[i])
+        # Skip a call whose datagram is not in the capture: it returned before this
+        # datagram and the next call had started by then too.
+        while k + 1 < len(sends) and _exit(sends[k]) < ts and sends[k + 1].t_enter_ns <= ts:
+            k += 1
+        if k < len(sends) and sends[k].t_enter_ns <= ts:
+            w.set([i], sends[k], side_of[sends[k].id])
+            k += 1
+
+
+def attribute_calls(
+    t: PacketTable, s: StreamColumns, a: SeqColumns, causes: CauseColumns, calls: Sequence[SocketCall]
+) -> CauseColumns:
+    """Tie packets to the recorded socket calls that made them (``inferred=False``).
+
+    connect() → its SYN; send()/sendall() → the data segments carrying its bytes
+    (by sequence range, even when sent after the call returned); close()/shutdown()
+    → the FIN, close() → an abortive RST; sendto()/send() on UDP → the datagram.
+    Packets the kernel sends on its own keep their reason and become certain
+    (``inferred=False``) in streams whose sockets were recorded.  Pure; returns
+    ``causes`` itself when there are no calls.
+    """
+    if not calls:
+        return causes
+    w = _Writer(causes)
+    socks = _sockets(calls)
+    by_remote: dict[tuple[str, str], list[_Sock]] = {}  # a dict: streams x sockets stays cheap
+    for sk in socks:
+        if sk.remote is not None:
+            by_remote.setdefault((sk.proto or "", sk.remote), []).append(sk)
+    known_tcp = _connects(w, t, s, calls, s.tcp_streams)
+
+    def find(proto: str, src: str, dst: str, rows: I64) -> _Sock | None:
+        cands = [sk for sk in by_remote.get((proto, dst), ()) if _ep_match(sk.local, src)]
+        return _pick(cands, int(t.ts_ns[rows[-1]])) if cands else None
+
+    for st, rows in _stream_rows(s, t.proto, PROTO_TCP).items():
+        info = s.tcp_streams[st]
+        for d, (src, dst) in enumerate(((info.a, info.b), (info.b, info.a))):
+            drows = rows[s.direction[rows] == d]
+            if drows.size == 0:
+                continue
+            owner = find("tcp", src, dst, drows)
+            if owner is not None:
+                known_tcp.add(st)
+                _tcp_direction(w, t, a, drows, owner, _side_code(owner.side, info.client, src))
+    known_udp: set[int] = set()
+    udp_socks: dict[str, list[_Sock]] = {}  # by local port
+    for sk in socks:
+        if sk.proto == "udp" and sk.local is not None:
+            udp_socks.setdefault(sk.local.rpartition(":")[2], []).append(sk)
+    for st, rows in _stream_rows(s, t.proto, PROTO_UDP).items():
+        info = s.udp_streams[st]
+        for d, (src, dst) in enumerate(((info.a, info.b), (info.b, info.a))):
+            drows = rows[s.direction[rows] == d]
+            side_of: dict[int, int] = {}
+            sends: list[SocketCall] = []
+            for sk in udp_socks.get(src.rpartition(":")[2], ()):
+                if not _ep_match(sk.local, src):
+                    continue
+                for c in sk.calls:
+                    to = dict(c.args).get("address") if c.call == "sendto" else sk.remote
+                    if c.call in _SEND_CALLS and to == dst and c.errno is None:
+                        sends.append(c)
+                        side_of[c.id] = _side_code(sk.side, info.client, src)
+            if sends and drows.size:
+                known_udp.add(st)
+                sends.sort(key=lambda c: (c.t_enter_ns, c.id))
+                _udp_direction(w, t, drows, sends, side_of)
+    _certain_kernel_rows(w, t, s, known_tcp, known_udp)
+    return w.columns()
+
+
+def _certain_kernel_rows(w: _Writer, t: PacketTable, s: StreamColumns, known_tcp: set[int],
+                         known_udp: set[int]) -> None:
+    """Kernel-sent packets of streams with recorded sockets are facts, not guesses."""
+    kernel = w.by == _K
+    for proto, known in ((PROTO_TCP, known_tcp), (PROTO_UDP, known_udp)):
+        if known:
+            rows = kernel & (t.proto == proto) & np.isin(s.stream, np.fromiter(known, dtype=np.int64))
+            w.inferred[rows & ~s.is_quote] = False
+    for i in np.flatnonzero(kernel & s.is_quote).tolist():
+        q = t.icmp_quotes.get(i)
+        st = int(s.stream[i])
+        if q is not None and st in (known_tcp if q.proto == "tcp" else known_udp):
+            w.inferred[i] = False
+
+
+def _error_of(c: SocketCall) -> str | None:
+    if c.errno is not None:
+        return c.errno
+    if c.call == "connect_ex" and c.result and c.result.startswith("E"):
+        return c.result  # connect_ex() returns the errno instead of raising
+    return None
+
+
+def link_errors(t: PacketTable, s: StreamColumns, calls: Sequence[SocketCall]) -> dict[int, int]:
+    """Call id → row of the packet that made the call fail.
+
+    connect() ECONNREFUSED ↔ the RST answering its SYN; ECONNREFUSED on a UDP
+    socket (recv()/recvfrom()/send() of a connected socket) ↔ the ICMP port
+    unreachable quoting its datagram; ECONNRESET ↔ the RST from the peer.
+    """
+    failed = [(c, e) for c in calls if (e := _error_of(c)) in ("ECONNREFUSED", "ECONNRESET")]
+    if not failed:
+        return {}
+    tcp = t.proto == PROTO_TCP
+    rsts = np.flatnonzero(tcp & ((t.tcp_flags & RST) != 0)).tolist()
+    syns = np.flatnonzero(tcp & ((t.tcp_flags & (SYN | ACK)) == SYN)).tolist()
+    unreach = [
+        i for i in np.flatnonzero((t.proto == PROTO_ICMP) | (t.proto == PROTO_ICMPV6)).tolist()
+        if _is_port_unreachable(int(t.proto[i]), int(t.icmp_type[i]), int(t.icmp_code[i]))
+    ]
+    out: dict[int, int] = {}
+    for c, e in failed:
+        end = _exit(c)
+        if c.proto == "udp" and e == "ECONNREFUSED":
+            row = None
+            for i in unreach:
+                q = t.icmp_quotes.get(i)
+                if q is None or int(t.ts_ns[i]) > end:
+                    continue
+                if _ep_match(c.local, endpoint_str(q.src_ip, q.sport)) and (
+                    c.remote is None or c.remote == endpoint_str(q.dst_ip, q.dport)
+                ):
+                    row = i  # the latest one before the call returned
+            if row is not None:
+                out[c.id] = row
+        elif c.call in _CONNECT_CALLS and e == "ECONNREFUSED":
+            for i in syns:
+                ts = int(t.ts_ns[i])
+                remote = _target(c)
+                if not (c.t_enter_ns <= ts <= end and t.dst_endpoint(i) == remote):
+                    continue
+                st = int(s.stream[i])
+                rst = next((r for r in rsts if int(s.stream[r]) == st and ts <= int(t.ts_ns[r]) <= end
+                            and t.src_endpoint(r) == remote), None)
+                if rst is not None:
+                    out[c.id] = rst
+                    break
+        elif e == "ECONNRESET" and c.remote is not None:
+            row = None
+            for r in rsts:
+                if int(t.ts_ns[r]) <= end and t.src_endpoint(r) == c.remote and _ep_match(
+                    c.local, t.dst_endpoint(r)
+                ):
+                    row = r
+            if row is not None:
+                out[c.id] = row
+    return out

@@ -66,6 +66,15 @@ CALL_NAMES: tuple[str, ...] = (
     "shutdown",
     "close",
     "setsockopt",
+    # Appended for the recorder's call names (tracer.lab.recorder).
+    "connect_ex",
+    "sendall",
+    "recv_into",
+    "recvfrom_into",
+    "getsockname",
+    "getpeername",
+    "settimeout",
+    "setblocking",
 )
 
 REASON_CODE: dict[str, int] = {name: i for i, name in enumerate(REASONS)}

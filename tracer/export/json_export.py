@@ -449,7 +449,8 @@ def write_json(trace: Trace, analysis: Analysis, out: TextIO) -> None:
         sep = ",\n"
     out.write("\n]" if n else "]")
     out.write(',\n"calls":')
-    _dump_list(out, (_call_obj(c) for c in trace.calls))
+    links = analysis.error_links
+    _dump_list(out, (_call_obj(c, links) for c in trace.calls))
     out.write(',\n"streams":')
     _dump_list(out, (*analysis.tcp_streams, *analysis.udp_streams), _stream_json)
     out.write(',\n"kernel_states":')
@@ -459,9 +460,12 @@ def write_json(trace: Trace, analysis: Analysis, out: TextIO) -> None:
     out.write("\n}\n")
 
 
-def _call_obj(c: Any) -> dict[str, Any]:
+def _call_obj(c: Any, links: dict[int, int]) -> dict[str, Any]:
     d: dict[str, Any] = asdict(c)
     d["args"] = dict(c.args)
+    # The packet whose arrival made this call fail (ECONNREFUSED's RST or ICMP, ...).
+    row = links.get(c.id)
+    d["error_packet"] = None if row is None else row + 1
     return d
 
 
