@@ -1,4 +1,5 @@
-"""The ``tracer`` command: replay a capture as a ladder, export it, or show one packet.
+"""The ``tracer`` command: replay a capture as a ladder, export it, show one packet,
+run a scenario in the live lab (``run``) or list the scenarios (``list``).
 
 Every failure the user can cause ends as one line ``tracer: error: ...`` on
 stderr (Simplified Chinese with ``--lang zh``) and a documented exit code
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import io
 import os
@@ -39,6 +41,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cannot_read": "cannot read {path}: {why}",
         "bad_stream": "--stream must be a TCP stream index >= 0, got {value}",
         "bad_packet": "{path} has packets 1 to {count}; there is no packet {no}",
+        "bad_timeout": "--timeout must be a number of seconds > 0, got {value}",
+        "saved": "tracer: saved {path} ({count} packets, {calls} socket calls, "
+        "{states} kernel socket states)",
+        "interrupted": "tracer: interrupted: the capture so far was saved to {path}",
     },
     "zh": {
         "error": "tracer: 错误: {msg}",
@@ -52,6 +58,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cannot_read": "无法读取 {path}：{why}",
         "bad_stream": "--stream 必须是不小于 0 的 TCP 流编号，而不是 {value}",
         "bad_packet": "{path} 中的数据包编号为 1 到 {count}；没有第 {no} 个包",
+        "bad_timeout": "--timeout 必须是大于 0 的秒数，而不是 {value}",
+        "saved": "tracer: 已保存 {path}（{count} 个数据包，{calls} 次套接字调用，{states} 个内核套接字状态）",
+        "interrupted": "tracer: 已中断：到目前为止的抓包已保存到 {path}",
     },
 }
 
@@ -107,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("file", metavar="FILE")
     s.add_argument("no", type=int, metavar="NO", help="packet number (1-based, as in the ladder)")
+    run = sub.add_parser(
+        "run", parents=[common, view], help="run a scenario in a private lab network and save the capture"
+    )
+    run.add_argument("scenario", metavar="NAME|PATH", help="a built-in scenario (see: tracer list) or a file")
+    run.add_argument(
+        "--out", default=None, metavar="FILE", help="pcapng to write (default: captures/NAME-TIME)"
+    )
+    run.add_argument("--no-tui", action="store_true", help="print the text ladder instead of opening the TUI")
+    run.add_argument("--loopback", action="store_true", help="one host on lo instead of two on a veth pair")
+    run.add_argument("--timeout", type=float, default=10.0, metavar="S", help="stop the scenario after S s")
+    sub.add_parser("list", parents=[common], help="list the built-in scenarios")
     return p
 
 
@@ -263,6 +283,52 @@ def cmd_show(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, lang: str) -> int:
+    from tracer.lab.run import find_scenario, run_scenario, signals_as_interrupt
+
+    opts = _ladder_args(args, lang)
+    if not args.timeout > 0:
+        raise UsageError(*_both("bad_timeout", value=args.timeout))
+    scenario = find_scenario(args.scenario)
+    with signals_as_interrupt():
+        res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
+                           lang=lang, timeout=args.timeout)
+    trace = res.trace
+    # The scenario's own failure is reported once, as the error at the end.
+    others = tuple(w for w in trace.warnings if w.code != "scenario_failed")
+    _warn(dataclasses.replace(trace, warnings=others), lang)
+    print(_msg("saved", lang, path=res.path, count=len(trace.packets), calls=len(trace.calls),
+               states=len(trace.kernel_states)), file=sys.stderr, flush=True)
+    if res.interrupted:
+        print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.no_tui:
+        if not sys.stdout.isatty():
+            print(_msg("no_tui_tty", lang), file=sys.stderr)
+        elif _try_tui(trace, res.analysis, lang):
+            return 0 if res.error is None else res.error.exit_code
+        else:
+            print(_msg("no_tui_missing", lang), file=sys.stderr)
+    _write_ladder(_stdout_text(), trace, res.analysis, opts)
+    if res.error is not None:
+        text = res.error.message_zh if lang == "zh" else res.error.message
+        print(_msg("error", lang, msg=text), file=sys.stderr)
+        return res.error.exit_code
+    return 0
+
+
+def cmd_list(lang: str) -> int:
+    from tracer.lab.run import list_scenarios
+
+    out = _stdout_text()
+    scenarios = list_scenarios()
+    width = max((len(sc.name) for sc in scenarios), default=0)
+    for sc in scenarios:
+        out.write(f"{sc.name:<{width}}  {sc.title[lang]}\n")
+    out.flush()
+    return 0
+
+
 def _detach_stdout() -> None:
     """Point stdout at /dev/null: Python flushes it at exit, which must not fail or block."""
     with contextlib.suppress(OSError, ValueError):
@@ -285,6 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_replay(args, lang)
         if args.command == "show":
             return cmd_show(args, lang)
+        if args.command == "run":
+            return cmd_run(args, lang)
+        if args.command == "list":
+            return cmd_list(lang)
         return cmd_export(args, lang)
     except TracerError as e:
         text = e.message_zh if lang == "zh" else e.message
