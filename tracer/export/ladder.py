@@ -4,6 +4,11 @@ Each row: packet number, time since the first packet, an arrow between the
 stream's two lanes (left = client when known) labelled with flags, seq/ack and
 length, then the state changes, tshark's analysis flags and the packet's cause.
 Lanes are keyed by ``ip:port`` so two sockets on one address are two lanes.
+A trace with recorded socket calls also gets a row, without a number or an
+arrow, for each call that caused no packet (socket, listen, accept, recv, ...),
+against its side's lane at the moment it returned (a blocking call's result is
+known only then: accept() returns after the handshake); a failed call names the
+packet that made it fail.  Calls that caused packets stay on those packets' rows.
 All labels exist in English and Simplified Chinese; widths count CJK characters
 as two columns so the zh ladder lines up too.
 """
@@ -24,6 +29,7 @@ from tracer.core.model import (
     AnalysisFlag,
     CauseBy,
     Side,
+    SocketCall,
     StreamInfo,
     TcpState,
     endpoint_str,
@@ -54,6 +60,17 @@ LABELS: dict[str, dict[str, str]] = {
         "stream": "{proto} stream {index}",
         "no_packets": "(no packets)",
         "other": "not TCP/UDP",
+        "legend3": "rows without a number: socket calls that sent no packet, placed when they "
+        "returned; \"waited\" = how long the call blocked",
+        "fd": "fd {fd}",
+        "bytes": "{n} bytes",
+        "bytes_from": "{n} bytes from {peer}",
+        "eof": "0 bytes (peer closed)",
+        "packet": "packet {no}",
+        "waited": "waited {d}",
+        "ms": "{v} ms",
+        "s": "{v} s",
+        "no_return": "did not return",
     },
     "zh": {
         "title": "tracer 阶梯图 — {source}：{n} 个数据包，{tcp} 条 TCP 流，{udp} 条 UDP 流",
@@ -74,6 +91,17 @@ LABELS: dict[str, dict[str, str]] = {
         "stream": "{proto} 流 {index}",
         "no_packets": "（没有数据包）",
         "other": "非 TCP/UDP",
+        "legend3": "没有序号的行：没有发出数据包的套接字调用，位于调用返回的时刻；"
+        "“等待了” = 调用阻塞的时长",
+        "fd": "描述符 {fd}",
+        "bytes": "{n} 字节",
+        "bytes_from": "{n} 字节，来自 {peer}",
+        "eof": "0 字节（对方已关闭）",
+        "packet": "数据包 {no}",
+        "waited": "等待了 {d}",
+        "ms": "{v} 毫秒",
+        "s": "{v} 秒",
+        "no_return": "未返回",
     },
 }
 
@@ -186,6 +214,131 @@ def _reason_words(code: int, lang: str) -> str:
     return reason_label(REASONS[code], lang) if 0 <= code < len(REASONS) else "?"
 
 
+# --- socket calls that sent nothing ----------------------------------------------
+
+# Calls that can wait for the peer or the network: their row says how long they took.
+_BLOCKING = frozenset({"accept", "connect", "connect_ex", "recv", "recvfrom", "recv_into",
+                       "recvfrom_into", "send", "sendall", "sendto"})  # fmt: skip
+_BLOCKED_NS = 100_000  # below 0.1 ms the call did not really wait
+# Arguments shown by value alone: their value says what they are.
+_BARE_ARGS = frozenset({"address", "family", "type", "level", "option", "value", "how", "via", "bufsize",
+                        "nbytes"})
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "[::]", "::"})
+_CALL_PROTO = {"tcp": PROTO_TCP, "udp": PROTO_UDP}
+_StreamKey = tuple[int, int]
+
+
+def call_time(c: SocketCall) -> int:
+    """When a call's row goes on the timeline: when it returned (its result is known then)."""
+    return c.t_exit_ns if c.t_exit_ns is not None else c.t_enter_ns
+
+
+def call_error(c: SocketCall) -> str | None:
+    """The errno a call failed with (connect_ex() returns it instead of raising)."""
+    if c.errno is not None:
+        return c.errno
+    if c.call == "connect_ex" and c.result and c.result.startswith("E"):
+        return c.result
+    return None
+
+
+def _duration(ns: int, lab: dict[str, str]) -> str:
+    ms = ns / 1e6
+    if ms >= 10_000:
+        return lab["s"].format(v=f"{ms / 1000:.1f}")
+    return lab["ms"].format(v=f"{ms:.1f}" if ms >= 1 else f"{ms:.2f}")
+
+
+def _result_text(c: SocketCall, lab: dict[str, str], error_row: int | None) -> str:
+    """What the call returned, in words: an fd, a byte count, an errno with its packet."""
+    err = call_error(c)
+    if err is not None:
+        return err + (f" ({lab['packet'].format(no=error_row + 1)})" if error_row is not None else "")
+    if c.t_exit_ns is None:
+        return lab["no_return"]
+    r = c.result
+    if r is None:
+        return ""
+    if c.call in ("socket", "accept") and r.isdigit():
+        fd = lab["fd"].format(fd=r)
+        return f"{fd} ({c.remote})" if c.call == "accept" and c.remote else fd
+    if c.call in ("recv", "recv_into", "send", "sendto") and r.isdigit():
+        return lab["eof"] if r == "0" and c.call.startswith("recv") else lab["bytes"].format(n=r)
+    n, sep, peer = r.partition(" from ")
+    if c.call in ("recvfrom", "recvfrom_into") and sep and n.isdigit():
+        return lab["bytes_from"].format(n=n, peer=peer)
+    return r
+
+
+def call_text(c: SocketCall, lab: dict[str, str], error_row: int | None = None) -> str:
+    """A call as a student reads it, e.g. ``server accept() → fd 5 (10.77.0.1:36948)``."""
+    args = ", ".join(
+        v if k in _BARE_ARGS else f"{k}={v}"
+        for k, v in c.args
+        if not (c.call == "socket" and k == "proto" and v == "0")
+    )
+    who = lab.get(c.side, c.side) if c.side in ("client", "server") else c.side
+    result = _result_text(c, lab, error_row)
+    return f"{who} {c.call}({args})" + (f" → {result}" if result else "")
+
+
+def _ep_split(ep: str) -> tuple[str, str]:
+    host, _, port = ep.rpartition(":")
+    return host, port
+
+
+def call_streams(
+    calls: tuple[SocketCall, ...], infos: dict[_StreamKey, StreamInfo], caused: dict[int, set[_StreamKey]]
+) -> dict[int, set[_StreamKey]]:
+    """Call id → the streams of the call's socket.
+
+    A socket is a (side, pid, fd) from socket() (or first use) to close(); it
+    belongs to the streams whose endpoints its calls name (a wildcard local
+    address matches by port, so a listener belongs to every connection it
+    serves) and to those of the packets its calls caused (``caused``: call id →
+    streams, packet causes and error links).  A call that names or caused its
+    own streams (accept(), recv(), close()) gets those alone.
+    """
+    by_ep: dict[str, set[_StreamKey]] = {}
+    by_port: dict[tuple[int, str], set[_StreamKey]] = {}
+    for key, info in infos.items():
+        for ep in (info.a, info.b):
+            by_ep.setdefault(ep, set()).add(key)
+            by_port.setdefault((key[0], _ep_split(ep)[1]), set()).add(key)
+
+    def local_streams(ep: str, proto: int | None) -> set[_StreamKey]:
+        host, port = _ep_split(ep)
+        found = set(by_ep.get(ep, ()))
+        if host in _WILDCARD_HOSTS:
+            for p in (proto,) if proto is not None else (PROTO_TCP, PROTO_UDP):
+                found |= by_port.get((p, port), set())
+        return {k for k in found if proto is None or k[0] == proto}
+
+    live: dict[tuple[str, int, int], set[_StreamKey]] = {}
+    socket_of: dict[int, set[_StreamKey]] = {}
+    for c in sorted(calls, key=lambda c: (c.t_enter_ns, c.id)):
+        proto = _CALL_PROTO.get(c.proto or "")
+        own: set[_StreamKey] = set(caused.get(c.id, ()))
+        if c.local:
+            found = local_streams(c.local, proto)
+            if c.remote:
+                found &= by_ep.get(c.remote, set())
+            own |= found
+        if c.fd is None:
+            socket_of[c.id] = own
+            continue
+        fd_key = (c.side, c.pid, c.fd)
+        if fd_key not in live or c.call == "socket":
+            live[fd_key] = set()
+        streams = live[fd_key]
+        streams |= own  # shared by every call of this socket, earlier ones included
+        # A call that names its own connection (accept(), recv()) belongs to that one only.
+        socket_of[c.id] = own or streams
+        if c.call == "close":
+            del live[fd_key]
+    return socket_of
+
+
 def render_ladder(
     trace: Trace,
     analysis: Analysis,
@@ -195,11 +348,13 @@ def render_ladder(
     raw_seq: bool = False,
     explain: bool = False,
 ) -> Iterator[str]:
-    """Yield the ladder's lines (header first, then one line per packet).
+    """Yield the ladder's lines (header first, then one line per packet, with the
+    recorded calls that caused no packet between them in time order).
 
     ``stream`` keeps only the packets of that TCP stream (tshark's ``tcp.stream``
-    number); ``raw_seq`` shows raw sequence numbers; ``explain`` adds an
-    indented line with the full explanation under each packet.
+    number) and the calls of its sockets; ``raw_seq`` shows raw sequence numbers; ``explain`` adds an
+    indented line with the full explanation under each packet (and the source
+    line under each call row).
     """
     lab = LABELS.get(lang, LABELS["en"])
     lang = lang if lang in LABELS else "en"
@@ -223,11 +378,14 @@ def render_ladder(
         if s >= 0
     }
     multi = len(shown_streams) > 1
+    calls = _shown_calls(trace, a, infos, stream)
+    error_links = a.error_links if trace.calls else {}
 
     yield lab["title"].format(
         source=trace.meta.source or "-", n=n, tcp=len(a.tcp_streams), udp=len(a.udp_streams)
     )
-    for legend in ("legend1_raw" if raw_seq else "legend1", "legend2"):
+    legends = ["legend1_raw" if raw_seq else "legend1", "legend2"] + (["legend3"] if calls else [])
+    for legend in legends:
         yield from wrap(lab[legend], max(40, width), indent="  ")
     if rows.size == 0:
         yield lab["no_packets"]
@@ -236,9 +394,9 @@ def render_ladder(
     no_w = max(len(str(n)), text_width(lab["no"]))
     # Wide enough for the extremes (odd captures have times far apart or out of order).
     rel = (t.ts_ns[rows] - t.ts_ns[0]) / 1e9
-    time_w = max(
-        10, text_width(lab["time"]), *(len(f"{x:.6f}") for x in (float(rel.min()), float(rel.max())))
-    )
+    extremes = [float(rel.min()), float(rel.max())]
+    extremes += [(call_time(c) - int(t.ts_ns[0])) / 1e9 for c in calls[:1] + calls[-1:]]
+    time_w = max(10, text_width(lab["time"]), *(len(f"{x:.6f}") for x in extremes))
     tag_w = 6 if multi else 0
     prefix_w = no_w + 1 + time_w + 1 + (tag_w + 1 if multi else 0)
     arrow_w = max(30, min(60, width - prefix_w - 34))
@@ -281,19 +439,57 @@ def render_ladder(
     inferred = a.cause_inferred.tolist()
     icmp_type = t.icmp_type.tolist()
     icmp_code = t.icmp_code.tolist()
+    call_id = a.cause_call_id.tolist() if error_links else []
+    calls_by_id = {c.id: c for c in trace.calls} if error_links else {}
+    errors_told: set[int] = set()
 
+    def call_rows(c: SocketCall, tag: str) -> Iterator[str]:
+        """One call as its own row: no arrow, its text against its side's lane."""
+        lead = pad("", no_w) + " " + pad(f"{(call_time(c) - t0) / 1e9:.6f}", time_w, right=True) + " "
+        if multi:
+            lead += pad(tag, tag_w) + " "
+        inner = arrow_w - 2
+        text = call_text(c, lab, error_links.get(c.id))
+        note = ""
+        if c.t_exit_ns is not None and c.call in _BLOCKING and c.t_exit_ns - c.t_enter_ns >= _BLOCKED_NS:
+            note = "  " + lab["waited"].format(d=_duration(c.t_exit_ns - c.t_enter_ns, lab))
+        for k, part in enumerate(wrap(text, inner) if text_width(text) > inner else [text]):
+            body = pad(part, inner, right=c.side == "server")
+            yield (lead if k == 0 else " " * prefix_w) + "│ " + body + " │" + (note if k == 0 else "")
+        if explain and c.source is not None:
+            where = f"{c.source.file.rsplit('/', 1)[-1]}:{c.source.line}"
+            yield " " * prefix_w + "  " + (f"{where}  {c.source.code}" if c.source.code else where)
+
+    def stream_header(info: StreamInfo) -> str:
+        title = lab["stream"].format(proto=info.proto.upper(), index=info.index)
+        return pad(f"[{title}]", prefix_w - 1, right=True) + " " + lane_header(_lanes(info, lab))
+
+    streams_of = call_streams(trace.calls, infos, _caused(trace, a)) if calls and multi else {}
+    current: tuple[int, int] | None = None  # the stream whose header was printed last
+
+    def call_block(c: SocketCall) -> Iterator[str]:
+        """A call's rows; with several streams, under its stream's header when it has one."""
+        nonlocal current
+        keys = streams_of.get(c.id, set())
+        info = infos.get(next(iter(keys))) if len(keys) == 1 else None
+        if info is not None and (PROTO_TCP if info.proto == "tcp" else PROTO_UDP, info.index) != current:
+            yield stream_header(info)
+            current = (PROTO_TCP if info.proto == "tcp" else PROTO_UDP, info.index)
+        yield from call_rows(c, f"{info.proto[0]}{info.index}" if info is not None else "")
+
+    pending = 0
     last_states: dict[int, tuple[int, int]] = {}
     lane_cache: dict[tuple[int, int], _Lanes] = {}
-    current: tuple[int, int] | None = None
     side_label = {1: lab["client"], 2: lab["server"]}
     for i in rows.tolist():
+        while pending < len(calls) and call_time(calls[pending]) < ts[i]:
+            yield from call_block(calls[pending])
+            pending += 1
         p, s = proto[i], strm[i]
         key = (p, s)
         info = infos.get(key) if s >= 0 and p in (PROTO_TCP, PROTO_UDP) else None
         if multi and info is not None and key != current:
-            lanes = _lanes(info, lab)
-            title = lab["stream"].format(proto=info.proto.upper(), index=info.index)
-            yield pad(f"[{title}]", prefix_w - 1, right=True) + " " + lane_header(lanes)
+            yield stream_header(info)
             current = key
         line = (
             pad(str(i + 1), no_w, right=True)
@@ -353,6 +549,12 @@ def render_ladder(
             mark = "~" if inferred[i] else ""
             if by[i] == CauseBy.CALL and 0 <= call[i] < len(CALL_NAMES) and CALL_NAMES[call[i]]:
                 cause = f"{who} {CALL_NAMES[call[i]]}()"
+                cid = call_id[i] if error_links else -1
+                failed = calls_by_id.get(cid) if cid in error_links and cid not in errors_told else None
+                if failed is not None and (err := call_error(failed)) is not None:
+                    # The call failed later because of another packet: say which one.
+                    errors_told.add(cid)
+                    cause += f" → {err} ({lab['packet'].format(no=error_links[cid] + 1)})"
             elif by[i] == CauseBy.KERNEL:
                 cause = f"{who} {lab['kernel']}: {_reason_words(reason[i], lang)}"
             else:
@@ -365,6 +567,35 @@ def render_ladder(
                 + "  "
                 + _explanation(i, reason[i], side[i], lang, trace, plen, seq_col, ack_col)
             )
+    for c in calls[pending:]:
+        yield from call_block(c)
+
+
+def _caused(trace: Trace, a: Analysis) -> dict[int, set[_StreamKey]]:
+    """Call id → the streams of the packets it caused or that made it fail."""
+    out: dict[int, set[_StreamKey]] = {}
+    ids = a.cause_call_id
+    for r in np.flatnonzero(ids >= 0).tolist():
+        out.setdefault(int(ids[r]), set()).add((int(trace.packets.proto[r]), int(a.stream[r])))
+    for cid, r in a.error_links.items():
+        out.setdefault(cid, set()).add((int(trace.packets.proto[r]), int(a.stream[r])))
+    return out
+
+
+def _shown_calls(
+    trace: Trace, a: Analysis, infos: dict[_StreamKey, StreamInfo], stream: int | None
+) -> list[SocketCall]:
+    """The calls that get their own row, in time order: those that caused no packet
+    row, and with a stream filter only those of a socket of that TCP stream."""
+    if not trace.calls:
+        return []
+    ids = a.cause_call_id
+    on_packets = set(ids[ids >= 0].tolist())
+    keep = [c for c in trace.calls if c.id not in on_packets]
+    if stream is not None:
+        streams_of = call_streams(trace.calls, infos, _caused(trace, a))
+        keep = [c for c in keep if (PROTO_TCP, stream) in streams_of.get(c.id, set())]
+    return sorted(keep, key=lambda c: (call_time(c), c.id))
 
 
 def _explanation(
