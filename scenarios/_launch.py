@@ -11,6 +11,7 @@ the kernel's socket states (``ss``) in every lab namespace under that label.
 
 import os
 import sys
+import time
 import types
 
 path, role, host, port, mark_fd, ack_fd = sys.argv[1:7]
@@ -27,7 +28,13 @@ module = types.ModuleType("scenario")
 module.__file__ = path
 exec(compile(source, path, "exec"), module.__dict__)
 part = getattr(module, role)
-if part.__code__.co_argcount >= 3:
-    part(host, int(port), mark)
-else:
-    part(host, int(port))
+try:
+    if part.__code__.co_argcount >= 3:
+        part(host, int(port), mark)
+    else:
+        part(host, int(port))
+except BaseException:
+    # When it failed, on the packet clock: tracer places the error on the timeline
+    # there, not when it noticed (after the process exited and closed its sockets).
+    os.write(2, f"tracer-failed-at {time.time_ns()}\n".encode())
+    raise

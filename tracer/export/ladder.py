@@ -68,6 +68,7 @@ LABELS: dict[str, dict[str, str]] = {
         "eof": "0 bytes (peer closed)",
         "packet": "packet {no}",
         "waited": "waited {d}",
+        "warning": "!! warning: {msg}",
         "ms": "{v} ms",
         "s": "{v} s",
         "no_return": "did not return",
@@ -99,6 +100,7 @@ LABELS: dict[str, dict[str, str]] = {
         "eof": "0 字节（对方已关闭）",
         "packet": "数据包 {no}",
         "waited": "等待了 {d}",
+        "warning": "!! 警告：{msg}",
         "ms": "{v} 毫秒",
         "s": "{v} 秒",
         "no_return": "未返回",
@@ -477,6 +479,15 @@ def render_ladder(
             current = (PROTO_TCP if info.proto == "tcp" else PROTO_UDP, info.index)
         yield from call_rows(c, f"{info.proto[0]}{info.index}" if info is not None else "")
 
+    # Warnings sit on the timeline after the packet they name (a scenario's error,
+    # out-of-range times, ...); the others come first, or last if their packet is not shown.
+    placed: dict[int, list[str]] = {}
+    for w in trace.warnings:
+        msg = lab["warning"].format(msg=" ".join((w.message_zh if lang == "zh" else w.message).split()))
+        placed.setdefault(w.packet_no if w.packet_no is not None else 0, []).append(msg)
+    for msg in placed.pop(0, []):
+        yield from wrap(msg, max(40, width), indent="  ")
+
     pending = 0
     last_states: dict[int, tuple[int, int]] = {}
     lane_cache: dict[tuple[int, int], _Lanes] = {}
@@ -567,8 +578,13 @@ def render_ladder(
                 + "  "
                 + _explanation(i, reason[i], side[i], lang, trace, plen, seq_col, ack_col)
             )
+        for msg in placed.pop(i + 1, []):
+            yield from wrap(msg, max(40, width), indent=" " * prefix_w)
     for c in calls[pending:]:
         yield from call_block(c)
+    for no in sorted(placed):  # their packet is not shown (filtered, or past the end)
+        for msg in placed[no]:
+            yield from wrap(msg, max(40, width), indent="  ")
 
 
 def _caused(trace: Trace, a: Analysis) -> dict[int, set[_StreamKey]]:

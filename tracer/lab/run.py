@@ -196,6 +196,9 @@ def _restore(old: dict[int, object]) -> None:
         signal.signal(s, h)  # type: ignore[arg-type]
 
 
+_FAILED_AT = "tracer-failed-at "
+
+
 class _Part:
     """One side of the scenario running under the recorder in a host's namespace."""
 
@@ -228,8 +231,19 @@ class _Part:
         code = self.proc.poll()
         if code in (None, 0):
             return None
-        lines = [x for x in self.err.read_text(errors="replace").splitlines() if x.strip()]
+        lines = [x for x in self.err.read_text(errors="replace").splitlines()
+                 if x.strip() and not x.startswith(_FAILED_AT)]
         return lines[-1].strip() if lines else f"exit status {code}"
+
+    def failed_at_ns(self) -> int | None:
+        """When the part's code raised (written by ``scenarios/_launch.py``), if it did."""
+        if not self.err.exists():
+            return None
+        for line in self.err.read_text(errors="replace").splitlines():
+            if line.startswith(_FAILED_AT):
+                with contextlib.suppress(ValueError):
+                    return int(line[len(_FAILED_AT):])
+        return None
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -365,7 +379,8 @@ def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = Fals
             finally:
                 # From here to the lab's removal, signals must not cut the clean-up short.
                 old = _ignore_signals()
-                t_err = time.time_ns()
+                raised = [t for p in parts if (t := p.failed_at_ns()) is not None]
+                t_err = min(raised) if raised else time.time_ns()
                 for part in parts:
                     part.kill()
             if sniffer.proc is None:

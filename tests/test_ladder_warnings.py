@@ -1,0 +1,57 @@
+"""Warnings stand on the ladder's timeline, after the packet they name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from test_run import tracer
+
+from conftest import CORPUS
+from tracer.core.analyze import analyze
+from tracer.export.ladder import render_ladder
+from tracer.pcap.reader import read_capture
+
+ROW = re.compile(r"^\s*(\d+)\s+-?\d+\.\d{6} ")
+
+
+def _rows(lines: list[str]) -> list[tuple[int, str]]:
+    return [(int(m.group(1)), line) for line in lines if (m := ROW.match(line))]
+
+
+def test_out_of_range_times_are_flagged_at_their_first_packet() -> None:
+    trace = read_capture(CORPUS / "pcapplusplus__pcapng-example.pcapng")
+    (w,) = [w for w in trace.warnings if w.code == "timestamp_out_of_range"]
+    lines = list(render_ladder(trace, analyze(trace), width=120))
+    at = next(k for k, line in enumerate(lines) if "!! warning:" in line)
+    before = [no for no, _ in _rows(lines[:at])]
+    assert before[-1] == w.packet_no and w.message.split(";")[0][:40] in " ".join(lines[at:at + 3])
+
+
+def test_truncated_file_warning_follows_the_last_packet(tmp_path: Path) -> None:
+    trace = read_capture(CORPUS / "dpkt__truncated_dns_2.pcap")
+    lines = list(render_ladder(trace, analyze(trace), lang="zh", width=100))
+    assert _rows(lines)[-1][0] == len(trace.packets)
+    assert "!! 警告：" in "\n".join(lines[-3:])
+
+
+def test_scenario_error_is_placed_where_it_happened(tmp_path: Path) -> None:
+    """A scenario whose server raises after the handshake: the error stands after it."""
+    sc = tmp_path / "boom.py"
+    sc.write_text(
+        'TITLE = {"en": "boom", "zh": "崩溃"}\nDESCRIPTION = TITLE\nPROTO = "tcp"\nPORT = 7100\n'
+        "import socket, time\n"
+        "def server(host, port):\n"
+        "    s = socket.socket(); s.bind((host, port)); s.listen()\n"
+        "    c, _ = s.accept()\n"
+        "    raise RuntimeError('boom after accept')\n"
+        "def client(host, port):\n"
+        "    s = socket.create_connection((host, port)); time.sleep(0.3); s.close()\n"
+    )
+    proc = tracer("run", sc, "--no-tui", "--out", tmp_path / "boom.pcapng")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = next(k for k, line in enumerate(lines) if "!! warning:" in line and "boom after accept" in line)
+    flags_before = [line for _, line in _rows(lines[:at])]
+    assert any("SYN,ACK" in line for line in flags_before)  # after the handshake ...
+    assert not any("FIN" in line for line in flags_before)  # ... before the close
