@@ -55,3 +55,36 @@ def test_scenario_error_is_placed_where_it_happened(tmp_path: Path) -> None:
     flags_before = [line for _, line in _rows(lines[:at])]
     assert any("SYN,ACK" in line for line in flags_before)  # after the handshake ...
     assert not any("FIN" in line for line in flags_before)  # ... before the close
+
+
+def test_busy_port_is_reported_on_the_timeline_and_the_capture_saved(tmp_path: Path) -> None:
+    """The server's second bind() to a port in use fails with EADDRINUSE after a first exchange."""
+    sc = tmp_path / "busy.py"
+    sc.write_text(
+        'TITLE = {"en": "busy", "zh": "端口占用"}\nDESCRIPTION = TITLE\nPROTO = "tcp"\nPORT = 7200\n'
+        "import socket\n"
+        "def server(host, port):\n"
+        "    s = socket.socket(); s.bind((host, port)); s.listen()\n"
+        "    c, _ = s.accept(); c.recv(10); c.close()\n"
+        "    again = socket.socket(); again.bind((host, port))\n"
+        "def client(host, port):\n"
+        "    s = socket.create_connection((host, port)); s.sendall(b'hi'); s.recv(10); s.close()\n"
+    )
+    out = tmp_path / "busy.pcapng"
+    proc = tracer("run", sc, "--no-tui", "--out", out)
+    assert proc.returncode == 2, proc.stderr
+    assert out.is_file() and "Traceback" not in proc.stderr
+    assert "Address already in use" in proc.stderr.splitlines()[-1]
+    lines = proc.stdout.splitlines()
+    at = next(k for k, line in enumerate(lines) if "!! warning:" in line)
+    # The failing bind() row and the warning come after the exchange's FIN.
+    assert any("FIN" in line for _, line in _rows(lines[:at]))
+    # ... right after the bind() that failed (the error is placed at the time it raised).
+    assert "bind(" in lines[at - 1] and "EADDRINUSE" in lines[at - 1]
+    # Replaying the saved file tells the same story at the same place.
+    again = tracer("replay", out, "--no-tui").stdout.splitlines()
+    k = next(k for k, line in enumerate(again) if "!! warning:" in line)
+    assert "EADDRINUSE" in again[k - 1]
+    # The saved capture holds the recorded failure too.
+    trace = read_capture(out)
+    assert [c.errno for c in trace.calls if c.call == "bind"] == [None, "EADDRINUSE"]

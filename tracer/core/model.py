@@ -252,7 +252,7 @@ class TraceWarning:
     """Something the user must see: a truncated file, dropped packets, ...
 
     ``code`` is a stable snake_case name; ``message`` is English, ``message_zh``
-    Simplified Chinese.  ``packet_no``/``offset`` locate it where that applies.
+    Simplified Chinese.  ``packet_no``/``offset``/``t_ns`` locate it where that applies.
     """
 
     code: str
@@ -260,6 +260,7 @@ class TraceWarning:
     message_zh: str
     packet_no: int | None = None
     offset: int | None = None
+    t_ns: int | None = None  # when it happened, on the packet clock (live runs)
 
 
 @dataclass(frozen=True)

@@ -481,10 +481,16 @@ def render_ladder(
 
     # Warnings sit on the timeline after the packet they name (a scenario's error,
     # out-of-range times, ...); the others come first, or last if their packet is not shown.
+    # Those with a time (a live run's error) stand at that time among calls and packets.
     placed: dict[int, list[str]] = {}
+    timed: list[tuple[int, str]] = []
     for w in trace.warnings:
         msg = lab["warning"].format(msg=" ".join((w.message_zh if lang == "zh" else w.message).split()))
-        placed.setdefault(w.packet_no if w.packet_no is not None else 0, []).append(msg)
+        if w.t_ns is not None:
+            timed.append((w.t_ns, msg))
+        else:
+            placed.setdefault(w.packet_no if w.packet_no is not None else 0, []).append(msg)
+    timed.sort()
     for msg in placed.pop(0, []):
         yield from wrap(msg, max(40, width), indent="  ")
 
@@ -492,10 +498,26 @@ def render_ladder(
     last_states: dict[int, tuple[int, int]] = {}
     lane_cache: dict[tuple[int, int], _Lanes] = {}
     side_label = {1: lab["client"], 2: lab["server"]}
+    def events_before(t_ns: float) -> Iterator[str]:
+        """Call rows and timed warnings earlier than ``t_ns``, in time order."""
+        nonlocal pending
+        while True:
+            tc = call_time(calls[pending]) if pending < len(calls) else None
+            tw = timed[0][0] if timed else None
+            if tw is not None and tw < t_ns and (tc is None or tw <= tc):
+                yield from wrap(timed.pop(0)[1], max(40, width), indent=" " * prefix_w)
+            elif tc is not None and tc < t_ns:
+                yield from call_block(calls[pending])
+                pending += 1
+            else:
+                return
+
+    due: list[str] = []  # warnings of the previous packet: after the calls that followed it
     for i in rows.tolist():
-        while pending < len(calls) and call_time(calls[pending]) < ts[i]:
-            yield from call_block(calls[pending])
-            pending += 1
+        yield from events_before(ts[i])
+        for msg in due:
+            yield from wrap(msg, max(40, width), indent=" " * prefix_w)
+        due = []
         p, s = proto[i], strm[i]
         key = (p, s)
         info = infos.get(key) if s >= 0 and p in (PROTO_TCP, PROTO_UDP) else None
@@ -578,10 +600,10 @@ def render_ladder(
                 + "  "
                 + _explanation(i, reason[i], side[i], lang, trace, plen, seq_col, ack_col)
             )
-        for msg in placed.pop(i + 1, []):
-            yield from wrap(msg, max(40, width), indent=" " * prefix_w)
-    for c in calls[pending:]:
-        yield from call_block(c)
+        due = placed.pop(i + 1, [])
+    yield from events_before(float("inf"))
+    for msg in due:
+        yield from wrap(msg, max(40, width), indent=" " * prefix_w)
     for no in sorted(placed):  # their packet is not shown (filtered, or past the end)
         for msg in placed[no]:
             yield from wrap(msg, max(40, width), indent="  ")

@@ -350,7 +350,7 @@ def _calls(parts: list[_Part]) -> tuple[SocketCall, ...]:
 def _error_warning(trace: Trace, err: TracerError, t_ns: int) -> TraceWarning:
     """The error as a warning placed after the last packet captured before it happened."""
     n = int(np.count_nonzero(trace.packets.ts_ns <= t_ns))
-    return TraceWarning("scenario_failed", err.message, err.message_zh, packet_no=n or None)
+    return TraceWarning("scenario_failed", err.message, err.message_zh, packet_no=n or None, t_ns=t_ns)
 
 
 def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = False, lang: str = "en",

@@ -108,6 +108,7 @@ def _warning_json(w: TraceWarning) -> dict[str, Any]:
         "message_zh": w.message_zh,
         "packet_no": w.packet_no,
         "offset": w.offset,
+        "t_ns": w.t_ns,
     }
 
 
@@ -242,6 +243,7 @@ def _warning(rec: Mapping[str, Any], where: str) -> TraceWarning:
         message_zh=_opt(rec, "message_zh", _str, "a string", where, ""),
         packet_no=_opt(rec, "packet_no", _int_or_none, "an integer or null", where, None),
         offset=_opt(rec, "offset", _int_or_none, "an integer or null", where, None),
+        t_ns=_opt(rec, "t_ns", _int_or_none, "an integer or null", where, None),
     )
 
 
