@@ -156,6 +156,11 @@ def test_hello(tmp_path: Path) -> None:
     calls = [c["call"] for c in data["calls"]]
     assert {"listen", "accept", "connect", "sendall", "recv", "close"} <= set(calls)
     assert all(c["source"]["file"].endswith("hello.py") for c in data["calls"])
+    # Nothing lost: every TCP segment the server's kernel counted crossed the sniffer.
+    extra = data["meta"]["extra"]
+    assert extra["capture.kernel_drops"] == "0" and int(extra["capture.frames"]) == len(pk)
+    counted = sum(int(extra[f"kernel.Tcp.{k}"]) for k in ("OutSegs", "RetransSegs", "InSegs"))
+    assert counted == sum(1 for p in pk if p["proto"] == "tcp")
 
 
 def test_hello_on_loopback(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ from tracer.errors import EXIT_INPUT, EXIT_PRIVILEGES, TracerError, UsageError
 from tracer.lab.kernel_states import snapshot
 from tracer.lab.netns import Host, Lab
 from tracer.lab.recorder import load_calls
-from tracer.lab.sniffer import Sniffer
+from tracer.lab.sniffer import CaptureStats, Sniffer
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 LAUNCHER = SCENARIO_DIR / "_launch.py"
@@ -347,6 +347,28 @@ def _calls(parts: list[_Part]) -> tuple[SocketCall, ...]:
     return tuple(dataclasses.replace(c, id=i) for i, c in enumerate(calls))
 
 
+_COUNTERS = ("Tcp.OutSegs", "Tcp.RetransSegs", "Tcp.InSegs", "Udp.OutDatagrams", "Udp.InDatagrams",
+             "Udp6.OutDatagrams", "Udp6.InDatagrams")
+
+
+def _capture_meta(st: CaptureStats) -> dict[str, str]:
+    """What the capture saw beside the kernel's own counts, kept in the saved file."""
+    out = {"capture.frames": str(st.frames)}
+    seen = (
+        ("capture.received", st.received),
+        ("capture.duplicates_removed", st.duplicates),
+        ("capture.kernel_packets", st.kernel_packets),
+        ("capture.kernel_drops", st.kernel_drops),
+    )
+    for key, value in seen:
+        if value is not None:
+            out[key] = str(value)
+    for key in _COUNTERS:
+        if st.counters is not None and key in st.counters:
+            out[f"kernel.{key}"] = str(st.counters[key])
+    return out
+
+
 def _error_warning(trace: Trace, err: TracerError, t_ns: int) -> TraceWarning:
     """The error as a warning placed after the last packet captured before it happened."""
     n = int(np.count_nonzero(trace.packets.ts_ns <= t_ns))
@@ -392,7 +414,8 @@ def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = Fals
             if error is not None:
                 warnings.append(_error_warning(trace, error, t_err))
             meta = dataclasses.replace(trace.meta, extra={
-                **trace.meta.extra, "scenario": sc.name, "lab": "loopback" if loopback else "veth"})
+                **trace.meta.extra, "scenario": sc.name, "lab": "loopback" if loopback else "veth",
+                **_capture_meta(cap.stats)})
             trace = dataclasses.replace(trace, calls=_calls(parts), kernel_states=tuple(states), meta=meta,
                                         warnings=tuple(warnings))
             analysis = analyze(trace)
