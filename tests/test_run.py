@@ -265,6 +265,29 @@ def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Sign
     assert len(flags) >= 3  # the handshake was saved
 
 
+def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
+    """SIGKILL leaves the lab behind; the next run finds it stale and removes it."""
+    sc = tmp_path / "hang.py"
+    sc.write_text(HANG)
+    child = subprocess.Popen([sys.executable, "-m", "tracer", "run", str(sc), "--no-tui", "--out",
+                              str(tmp_path / "k.pcapng"), "--timeout", "60"], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    prefix = f"trcrun-{child.pid}-"
+    deadline = time.monotonic() + 10
+    while len(pids := _ns_pids(prefix)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(pids) >= 3, pids
+    child.kill()  # no clean-up can run
+    child.wait()
+    left = [ns for ns in list_namespaces() if ns.startswith(prefix)]
+    assert left  # the kill really left the lab behind
+    data = run_ok("hello", tmp_path / "next.pcapng")  # the next run starts ...
+    assert data["packets"][0]["flags"] == "S"
+    assert not [ns for ns in list_namespaces() if ns.startswith(prefix)]  # ... and removed it
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
+
+
 def test_unknown_or_invalid_scenario_is_one_line(tmp_path: Path) -> None:
     proc = tracer("run", "no-such-scenario")
     assert proc.returncode == EXIT_USAGE
