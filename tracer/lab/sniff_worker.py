@@ -1,8 +1,8 @@
 """The capture process: raw frames from a packet socket into a pcap file, no dissection.
 
 Run inside the lab's namespace (``ip netns exec NS python -m tracer.lab.sniff_worker
---iface IF --out FILE``) by ``tracer.lab.sniffer.Sniffer``.  It binds an AF_PACKET
-socket to one interface with a large receive buffer and kernel timestamps
+--iface IF --out FILE``) by ``tracer.lab.sniffer.Sniffer``.  It opens scapy's
+listening AF_PACKET socket on one interface, with a large receive buffer and kernel timestamps
 (SO_TIMESTAMPNS), prints ``READY`` once bound, then copies every frame with its
 timestamp straight into a nanosecond pcap file.  Per frame it does one
 ``recvmsg_into`` into a preallocated chunk and one ``pack_into`` of the record
@@ -64,16 +64,29 @@ def _sysfs_int(iface: str, name: str) -> int:
     return int(Path(f"/sys/class/net/{iface}/{name}").read_text().strip(), 0)
 
 
+# scapy's listening socket object owns the packet socket: keep it alive so that it
+# is not closed under the capture loop.
+_scapy_socket: object = None
+
+
 def open_socket(iface: str, rcvbuf: int) -> socket.socket:
-    """A non-blocking packet socket bound to ``iface``, timestamps on."""
-    # Protocol 0 until bound: the socket must not queue frames of other interfaces.
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    """A non-blocking packet socket bound to ``iface``, kernel timestamps on.
+
+    The socket comes from scapy's socket layer (``L2ListenSocket``: bound to the
+    interface, frames queued before the bind flushed, SO_TIMESTAMPNS and aux data
+    on); frames are then read raw from it and never dissected.
+    """
+    global _scapy_socket
+    from scapy.arch.linux import L2ListenSocket
+
+    listen = L2ListenSocket(iface=iface, promisc=False, nofilter=1)
+    _scapy_socket = listen
+    sock: socket.socket = listen.ins
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
     except PermissionError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    sock.bind((iface, ETH_P_ALL))
     sock.setblocking(False)
     return sock
 
@@ -108,7 +121,8 @@ def capture(sock: socket.socket, w: _Writer, loopback: bool, quiet: float, max_d
     received = kept = dups = 0
     snap, view, buf = w.snaplen, w.view, w.buf
     limit = CHUNK - snap - _REC.size
-    anc = socket.CMSG_SPACE(_TS.size)
+    # Room for the timestamp and scapy's PACKET_AUXDATA (struct tpacket_auxdata, 20 bytes).
+    anc = socket.CMSG_SPACE(_TS.size) + socket.CMSG_SPACE(20)
     recv, pack, unpack = sock.recvmsg_into, _REC.pack_into, _TS.unpack_from
     sfd = sock.fileno()
     cfd = -1 if control is None else control.fileno()
@@ -133,8 +147,9 @@ def capture(sock: socket.socket, w: _Writer, loopback: bool, quiet: float, max_d
         if loopback and addr[2] == PACKET_OUTGOING:
             dups += 1
             continue
-        if cmsgs:
-            sec, nsec = unpack(cmsgs[0][2])
+        ts = next((c[2] for c in cmsgs if c[1] == SO_TIMESTAMPNS), None)
+        if ts is not None:
+            sec, nsec = unpack(ts)
         else:  # never seen with SO_TIMESTAMPNS; keep the frame rather than fail
             sec, nsec = divmod(time.time_ns(), 1_000_000_000)
         pack(buf, w.pos, sec, nsec, min(n, snap), n)
