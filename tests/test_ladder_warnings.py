@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_run import tracer
+from test_run import BOOM, tracer
 
 from conftest import CORPUS
 from tracer.core.analyze import analyze
@@ -36,25 +36,16 @@ def test_truncated_file_warning_follows_the_last_packet(tmp_path: Path) -> None:
 
 
 def test_scenario_error_is_placed_where_it_happened(tmp_path: Path) -> None:
-    """A scenario whose server raises after the handshake: the error stands after it."""
+    """A server that raises after reading: the error stands after the data, before any FIN."""
     sc = tmp_path / "boom.py"
-    sc.write_text(
-        'TITLE = {"en": "boom", "zh": "崩溃"}\nDESCRIPTION = TITLE\nPROTO = "tcp"\nPORT = 7100\n'
-        "import socket, time\n"
-        "def server(host, port):\n"
-        "    s = socket.socket(); s.bind((host, port)); s.listen()\n"
-        "    c, _ = s.accept()\n"
-        "    raise RuntimeError('boom after accept')\n"
-        "def client(host, port):\n"
-        "    s = socket.create_connection((host, port)); time.sleep(0.3); s.close()\n"
-    )
+    sc.write_text(BOOM)
     proc = tracer("run", sc, "--no-tui", "--out", tmp_path / "boom.pcapng")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stdout.splitlines()
-    at = next(k for k, line in enumerate(lines) if "!! warning:" in line and "boom after accept" in line)
+    at = next(k for k, line in enumerate(lines) if "!! warning:" in line and "boom in the server" in line)
     flags_before = [line for _, line in _rows(lines[:at])]
-    assert any("SYN,ACK" in line for line in flags_before)  # after the handshake ...
-    assert not any("FIN" in line for line in flags_before)  # ... before the close
+    assert any("len=1 " in line for line in flags_before)  # after the byte the server read ...
+    assert not any("FIN" in line for line in flags_before)  # ... before its exit closed the socket
 
 
 def test_busy_port_is_reported_on_the_timeline_and_the_capture_saved(tmp_path: Path) -> None:
