@@ -253,6 +253,15 @@ class _Decoder:
 
     # --- helpers ----------------------------------------------------------------------
 
+    def _whole(self, layer: str, need: IntA | int, rows: IntA, start: IntA,
+               *more: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
+        """``rows``, ``start`` and ``more`` for the rows whose ``need`` header bytes from
+        ``start`` were captured; the others are marked cut short at ``layer``."""
+        ok = start + need <= self.capend[rows]
+        if not ok.all():
+            self._cut(rows[~ok], layer, start[~ok], need if isinstance(need, int) else need[~ok])
+        return _sel(ok, rows, start, *more)
+
     def _cut(self, rows: IntA, layer: str, start: IntA, need: IntA | int) -> None:
         """Mark ``rows`` as truncated at ``layer`` (header needs ``need`` bytes from ``start``)."""
         if rows.size == 0:
@@ -272,7 +281,7 @@ class _Decoder:
         et = np.full(n, -1, dtype=np.int64)
         lt = linktype.astype(np.int64)
         self.key[:] = (_C_LINKTYPE << 32) | (lt & 0xFFFFFFFF)
-        buf, off, capend = self.buf, self.off, self.capend
+        buf, off = self.buf, self.off
         # One link type per file is the rule: skip the sort np.unique would do.
         lts = lt[:1] if n and (lt == lt[0]).all() else np.unique(lt)
         for v in lts.tolist():
@@ -292,10 +301,7 @@ class _Decoder:
                 hdr, name = 2, "PPP"
             else:
                 continue  # unknown link type: stays "linktype N"
-            ok = o + max(hdr, 1) <= capend[rows]
-            if not ok.all():
-                self._cut(rows[~ok], name or "IP", o[~ok], max(hdr, 1))
-            rows, o = _sel(ok, rows, o)
+            rows, o = self._whole(name or "IP", max(hdr, 1), rows, o)
             if v == LT_ETHERNET:
                 b = gather_bytes(buf, o + 12, 2)
                 e = _be16(b, 0)
@@ -330,9 +336,7 @@ class _Decoder:
 
     def _ppp(self, rows: IntA, p: IntA, l3: IntA, et: IntA) -> None:
         """PPP protocol field at ``p`` (1 byte if compressed) -> ethertype and l3 offset."""
-        ok = p + 2 <= self.capend[rows]
-        self._cut(rows[~ok], "PPP", p[~ok], 2)
-        rows, p = rows[ok], p[ok]
+        rows, p = self._whole("PPP", 2, rows, p)
         b = gather_bytes(self.buf, p, 2)
         short = (b[:, 0] & 1) == 1
         proto = np.where(short, b[:, 0], _be16(b, 0))
@@ -407,10 +411,7 @@ class _Decoder:
 
     def ipv4(self, rows: IntA, l3: IntA) -> tuple[IntA, IntA, IntA, IntA]:
         """Decode IPv4 headers; returns (rows, l4 offset, transport proto, IP payload length)."""
-        ok = l3 + 20 <= self.capend[rows]
-        if not ok.all():
-            self._cut(rows[~ok], "IPv4", l3[~ok], 20)
-        rows, l3 = _sel(ok, rows, l3)
+        rows, l3 = self._whole("IPv4", 20, rows, l3)
         b = gather_bytes(self.buf, l3, 20)
         ver = b[:, 0] >> 4
         ihl = (b[:, 0] & 0x0F).astype(np.int64) * 4
@@ -436,10 +437,7 @@ class _Decoder:
         src, dst = _be32(b, 12), _be32(b, 16)
         self.v4_rows.append(rows)
         self.v4_addr.append(np.concatenate([src, dst]))
-        full = l3 + ihl <= self.capend[rows]
-        if not full.all():
-            self._cut(rows[~full], "IPv4", l3[~full], ihl[~full])
-        rows, l3, b, ihl = _sel(full, rows, l3, b, ihl)
+        rows, l3, b, ihl = self._whole("IPv4", ihl, rows, l3, b, ihl)
         tot = _be16(b, 2)
         wire_left = self.wireend[rows] - l3
         # TSO captures have total length 0; tshark then uses the frame's length.
@@ -456,10 +454,7 @@ class _Decoder:
 
     def ipv6(self, rows: IntA, l3: IntA) -> tuple[IntA, IntA, IntA, IntA]:
         """Decode IPv6 headers and extension headers; same return shape as ``ipv4``."""
-        ok = l3 + 40 <= self.capend[rows]
-        if not ok.all():
-            self._cut(rows[~ok], "IPv6", l3[~ok], 40)
-        rows, l3 = _sel(ok, rows, l3)
+        rows, l3 = self._whole("IPv6", 40, rows, l3)
         b = gather_bytes(self.buf, l3, 40)
         ver = b[:, 0] >> 4
         bad = ver != 6
@@ -509,10 +504,7 @@ class _Decoder:
     # --- transport layer -------------------------------------------------------------
 
     def tcp(self, rows: IntA, l4: IntA, iplen: IntA) -> None:
-        ok = l4 + 20 <= self.capend[rows]
-        if not ok.all():
-            self._cut(rows[~ok], "TCP", l4[~ok], 20)
-        rows, l4, iplen = _sel(ok, rows, l4, iplen)
+        rows, l4, iplen = self._whole("TCP", 20, rows, l4, iplen)
         b = gather_bytes(self.buf, l4, 20)
         thl = (b[:, 12] >> 4).astype(np.int64) * 4
         self.proto[rows] = 0
@@ -592,10 +584,7 @@ class _Decoder:
             self.sack_blocks[r_i] = self.sack_blocks.get(r_i, ()) + blocks
 
     def udp(self, rows: IntA, l4: IntA, iplen: IntA) -> None:
-        ok = l4 + 8 <= self.capend[rows]
-        if not ok.all():
-            self._cut(rows[~ok], "UDP", l4[~ok], 8)
-        rows, l4, iplen = _sel(ok, rows, l4, iplen)
+        rows, l4, iplen = self._whole("UDP", 8, rows, l4, iplen)
         b = gather_bytes(self.buf, l4, 8)
         ulen = _be16(b, 4)
         self.proto[rows] = 1
@@ -604,9 +593,7 @@ class _Decoder:
         self.payload_len[rows] = np.where(ulen >= 8, ulen - 8, np.maximum(iplen - 8, 0))
 
     def icmp(self, rows: IntA, l4: IntA, v6: bool) -> None:
-        ok = l4 + 4 <= self.capend[rows]
-        self._cut(rows[~ok], "ICMPv6" if v6 else "ICMP", l4[~ok], 4)
-        rows, l4 = rows[ok], l4[ok]
+        rows, l4 = self._whole("ICMPv6" if v6 else "ICMP", 4, rows, l4)
         b = gather_bytes(self.buf, l4, 2)
         self.proto[rows] = 3 if v6 else 2
         self.icmp_type[rows] = b[:, 0]
