@@ -501,6 +501,14 @@ def _say(p: subprocess.Popen[str], text: str) -> None:
     p.stdin.flush()
 
 
+def _reap(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill and wait for the scenario processes that are still running."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _settle(lab: Lab, want: dict[str, set[str]], timeout: float = 5.0) -> None:
     """Wait until ``ss`` shows each wanted endpoint in one of the wanted ss states."""
     deadline = time.monotonic() + timeout
@@ -532,10 +540,7 @@ def kernel_run(lab: Lab, tmp: Path, server: str | None, client: str, *, port: in
             time.sleep(0.2)  # let the last ACK land before asking the kernel
             ss_c, ss_s = _ss(lab)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _reap(procs)
     tr = read_capture(pcap)
     return KernelRun(tr, analyze(tr), ss_c, ss_s)
 
@@ -607,10 +612,7 @@ def simultaneous_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, 
             _settle(lab, {f"{SERVER_IP}:{port}": {"TIME-WAIT"}})
             ss_c, ss_s = _ss(lab)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _reap(procs)
         lab.server.run(["nft", "delete", "table", "inet", "h3sc"], check=False)
     tr = read_capture(pcap)
     return KernelRun(tr, analyze(tr), ss_c, ss_s), mid, mid_ns
@@ -666,10 +668,7 @@ def simultaneous_open(lab: Lab, tmp_path: Path, cport: int, sport: int) -> Kerne
             time.sleep(0.1)
             ss_c, ss_s = _ss(lab)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _reap(procs)
         lab.server.run(["nft", "delete", "table", "inet", "h3so"], check=False)
     tr = read_capture(pcap)
     return KernelRun(tr, analyze(tr), ss_c, ss_s)
@@ -786,10 +785,7 @@ def half_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, tuple[st
             time.sleep(0.2)
             ss_c, ss_s = _ss(lab)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _reap(procs)
     tr = read_capture(pcap)
     return KernelRun(tr, analyze(tr), ss_c, ss_s), mid, mid_ns
 
