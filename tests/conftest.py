@@ -23,6 +23,8 @@ CAPTURES = REPO / "captures"
 @cache
 def corpus_manifest() -> dict[str, dict[str, str]]:
     """``MANIFEST.tsv`` rows keyed by file name."""
+    if not (CORPUS / "MANIFEST.tsv").is_file():
+        raise FileNotFoundError(f"capture corpus missing at {CORPUS}: tests need ../shared beside the clone")
     with (CORPUS / "MANIFEST.tsv").open(newline="", encoding="utf-8") as f:
         return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
 
