@@ -102,10 +102,9 @@ SYSCALLS = {
     "settimeout": [], "setblocking": [],
 }
 
-_LINE = re.compile(r"^(\d+) (\d+)\.(\d{6}) (\w+)\((.*)\) += (.*?) <(\d+)\.(\d{6})>$")
-# strace -yy shows "3<TCP:[l->r]>"; when its sock_diag lookup fails it falls back to
-# "3<socket:[inode]>" (seen once in a full-suite run): still our socket, no 4-tuple.
-_FD = re.compile(r"^(-?\d+)<(TCP|UDP|TCPv6|UDPv6|socket):\[(.*?)\]>")
+# strace pads the pid column ("2833  1795311097.043788 ..."): one or more spaces.
+_LINE = re.compile(r"^(\d+) +(\d+)\.(\d{6}) (\w+)\((.*)\) += (.*?) <(\d+)\.(\d{6})>$")
+_FD = re.compile(r"^(-?\d+)<(TCP|UDP|TCPv6|UDPv6):\[(.*?)\]>")
 
 
 @dataclass
@@ -125,7 +124,7 @@ def parse_strace(path: Path) -> list[Sys]:
     pending: dict[str, str] = {}
     out = []
     for raw in path.read_text().splitlines():
-        m = re.match(r"^(\d+) (\S+) (.*)$", raw)
+        m = re.match(r"^(\d+) +(\S+) (.*)$", raw)
         if not m:
             continue
         pid, ts, rest = m.groups()
