@@ -291,7 +291,8 @@ def _readme_block() -> list[str]:
 def test_readme_opens_with_two_lines_and_ci_runs_line_two() -> None:
     lines = _readme_block()
     assert len(lines) == 2, lines
-    assert "pip install -e ." in lines[0] and "tracer replay captures/hello.pcap --no-tui" in lines[0]
+    assert "pip install -e ." in lines[0] and "tracer run hello" in lines[0]
+    assert "tracer replay captures/hello.pcapng" in lines[0]
     for needed in (
         "apt-get install -y",
         "tshark",

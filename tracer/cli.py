@@ -214,30 +214,44 @@ def _write_ladder(out: TextIO, trace: Trace, analysis: Analysis, opts: dict[str,
     out.flush()
 
 
-def _try_tui(trace: Trace, analysis: Analysis, lang: str) -> bool:
-    """Run the interactive UI if it exists; False when it is not available."""
+def _tui_available() -> bool:
     try:
-        mod = importlib.import_module("tracer.tui")
+        importlib.import_module("tracer.tui.app")
     except ImportError:
         return False
-    run = getattr(mod, "run_tui", None)
-    if run is None:
-        return False
-    run(trace, analysis, lang=lang)
     return True
+
+
+def _use_tui(args: argparse.Namespace, lang: str) -> bool:
+    """Whether to open the interactive UI: asked for, on a terminal, and installed."""
+    if args.no_tui:
+        return False
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        print(_msg("no_tui_tty", lang), file=sys.stderr)
+        return False
+    if not _tui_available():
+        print(_msg("no_tui_missing", lang), file=sys.stderr)
+        return False
+    return True
+
+
+def _tui_stream(args: argparse.Namespace) -> tuple[int, int] | None:
+    from tracer.core.model import PROTO_TCP
+
+    return (PROTO_TCP, args.stream) if args.stream is not None else None
 
 
 def cmd_replay(args: argparse.Namespace, lang: str) -> int:
     opts = _ladder_args(args, lang)
+    if _use_tui(args, lang):
+        from tracer.tui import replay
+
+        if not Path(args.file).exists():
+            load(args.file)  # the one-line error, before the screen is taken over
+        replay(args.file, lang, stream=_tui_stream(args), raw_seq=args.raw_seq)
+        return 0
     trace, analysis = load(args.file)
     _warn(trace, lang)
-    if not args.no_tui:
-        if not sys.stdout.isatty():
-            print(_msg("no_tui_tty", lang), file=sys.stderr)
-        elif _try_tui(trace, analysis, lang):
-            return 0
-        else:
-            print(_msg("no_tui_missing", lang), file=sys.stderr)
     _write_ladder(_stdout_text(), trace, analysis, opts)
     return 0
 
@@ -284,37 +298,49 @@ def cmd_show(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace, lang: str) -> int:
-    from tracer.lab.run import find_scenario, run_scenario, signals_as_interrupt
+    from tracer.lab.run import check_privileges, find_scenario, run_scenario, signals_as_interrupt
 
     opts = _ladder_args(args, lang)
     if not args.timeout > 0:
         raise UsageError(*_both("bad_timeout", value=args.timeout))
     scenario = find_scenario(args.scenario)
+    if _use_tui(args, lang):
+        from tracer.tui import live
+
+        check_privileges()
+        outcome = live(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
+                       timeout=args.timeout, lang=lang)
+        res = outcome.result
+        if res is not None:
+            _report_run(res.trace, res.path, lang)  # type: ignore[attr-defined]
+        if outcome.interrupted:
+            if res is not None:
+                print(_msg("interrupted", lang, path=res.path), file=sys.stderr)  # type: ignore[attr-defined]
+            return EXIT_INTERRUPTED
+        if outcome.error is not None:
+            raise outcome.error
+        return 0
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
                            lang=lang, timeout=args.timeout)
-    trace = res.trace
-    # The scenario's own failure is reported once, as the error at the end.
-    others = tuple(w for w in trace.warnings if w.code != "scenario_failed")
-    _warn(dataclasses.replace(trace, warnings=others), lang)
-    print(_msg("saved", lang, path=res.path, count=len(trace.packets), calls=len(trace.calls),
-               states=len(trace.kernel_states)), file=sys.stderr, flush=True)
+    _report_run(res.trace, res.path, lang)
     if res.interrupted:
         print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
         return EXIT_INTERRUPTED
-    if not args.no_tui:
-        if not sys.stdout.isatty():
-            print(_msg("no_tui_tty", lang), file=sys.stderr)
-        elif _try_tui(trace, res.analysis, lang):
-            return 0 if res.error is None else res.error.exit_code
-        else:
-            print(_msg("no_tui_missing", lang), file=sys.stderr)
-    _write_ladder(_stdout_text(), trace, res.analysis, opts)
+    _write_ladder(_stdout_text(), res.trace, res.analysis, opts)
     if res.error is not None:
         text = res.error.message_zh if lang == "zh" else res.error.message
         print(_msg("error", lang, msg=text), file=sys.stderr)
         return res.error.exit_code
     return 0
+
+
+def _report_run(trace: Trace, path: Path, lang: str) -> None:
+    # The scenario's own failure is reported once, as the error at the end.
+    others = tuple(w for w in trace.warnings if w.code != "scenario_failed")
+    _warn(dataclasses.replace(trace, warnings=others), lang)
+    print(_msg("saved", lang, path=path, count=len(trace.packets), calls=len(trace.calls),
+               states=len(trace.kernel_states)), file=sys.stderr, flush=True)
 
 
 def cmd_list(lang: str) -> int:

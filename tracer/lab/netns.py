@@ -123,9 +123,9 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError(
                 "the lab needs root (or CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN) to create network "
-                "namespaces; try 'tracer replay captures/hello.pcap' instead",
+                "namespaces; try 'tracer replay captures/hello.pcapng' instead",
                 "实验网络需要 root 权限（或 CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN）来创建网络命名空间；"
-                "可改用 'tracer replay captures/hello.pcap'",
+                "可改用 'tracer replay captures/hello.pcapng'",
             )
         require_tool("ip", "iproute2")
         if not loopback:

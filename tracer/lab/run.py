@@ -34,8 +34,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -157,9 +158,10 @@ def check_privileges() -> None:
         raise TracerError(
             f"tracer run needs root (or CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN; missing: "
             f"{'+'.join(missing)}) to build its lab network; without them try "
-            "'tracer replay captures/hello.pcap'",
+            "'tracer replay captures/hello.pcapng'",
             f"tracer run 需要 root 权限（或 CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN；缺少："
-            f"{'+'.join(missing)}）来建立实验网络；没有这些权限时可改用 'tracer replay captures/hello.pcap'",
+            f"{'+'.join(missing)}）来建立实验网络；"
+            "没有这些权限时可改用 'tracer replay captures/hello.pcapng'",
             exit_code=EXIT_PRIVILEGES)
 
 
@@ -187,7 +189,12 @@ def signals_as_interrupt() -> Iterator[None]:
 
 
 def _ignore_signals() -> dict[int, object]:
-    """Ignore SIGINT and SIGTERM (while cleaning up); the old handlers, for ``_restore``."""
+    """Ignore SIGINT and SIGTERM (while cleaning up); the old handlers, for ``_restore``.
+
+    Only the main thread can set handlers: a run in a worker thread (the TUI's live
+    mode) is stopped through ``cancel`` instead, and its caller owns the signals."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
     return {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
@@ -310,8 +317,10 @@ _SIDE_ZH = {"server": "服务器端", "client": "客户端"}
 
 
 def _play(lab: Lab, sc: Scenario, tmp: Path, parts: list[_Part], states: list[KernelSocketState],
-          timeout: float) -> TracerError | None:
-    """Run the scenario's parts (marks add to ``states``); the error that ended it, if any."""
+          timeout: float, poll: Callable[[], None] = lambda: None) -> TracerError | None:
+    """Run the scenario's parts (marks add to ``states``); the error that ended it, if any.
+
+    ``poll`` is called between waits (live progress; it may raise ``KeyboardInterrupt``)."""
     deadline = time.monotonic() + timeout
     server_ip = lab.server.ip
     if sc.has_server:
@@ -323,6 +332,7 @@ def _play(lab: Lab, sc: Scenario, tmp: Path, parts: list[_Part], states: list[Ke
             if time.monotonic() > deadline:
                 return _timeout_error(timeout)
             _serve_marks(lab, parts, states, _POLL)
+            poll()
     parts.append(_Part(lab.client, "client", sc, server_ip, tmp))
     for part in reversed(parts):  # the client first: a server may wait for it
         while part.proc.poll() is None:
@@ -330,6 +340,7 @@ def _play(lab: Lab, sc: Scenario, tmp: Path, parts: list[_Part], states: list[Ke
             if left <= 0:
                 return _timeout_error(timeout)
             _serve_marks(lab, parts, states, min(left, 0.05))
+            poll()
         why = part.failure()
         if why is not None:
             return _scenario_error(part.side, why)
@@ -369,15 +380,49 @@ def _capture_meta(st: CaptureStats) -> dict[str, str]:
     return out
 
 
+def _source_text(sc: Scenario) -> str:
+    """The scenario's code, kept in the capture so a replay can show the line of each call."""
+    try:
+        return sc.path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def _error_warning(trace: Trace, err: TracerError, t_ns: int) -> TraceWarning:
     """The error as a warning placed after the last packet captured before it happened."""
     n = int(np.count_nonzero(trace.packets.ts_ns <= t_ns))
     return TraceWarning("scenario_failed", err.message, err.message_zh, packet_no=n or None, t_ns=t_ns)
 
 
+Progress = Callable[[Trace, Analysis], None]
+PROGRESS_EVERY = 0.1  # seconds between live snapshots
+
+
+def _live_trace(sniffer: Sniffer, parts: list[_Part], sc: Scenario, loopback: bool) -> Trace | None:
+    """What the run has captured and recorded so far (the sniffer flushes its file when idle)."""
+    from tracer.pcap.reader import read_capture
+
+    if sniffer.path is None or not sniffer.path.exists() or sniffer.path.stat().st_size < 24:
+        return None
+    try:
+        trace = read_capture(sniffer.path)
+    except TracerError:
+        return None
+    meta = dataclasses.replace(trace.meta, extra={**trace.meta.extra, "scenario": sc.name,
+                               "scenario.source": _source_text(sc),
+                               "lab": "loopback" if loopback else "veth"})
+    # A record cut by the flush in progress is not a warning the user needs: it is read next time.
+    return dataclasses.replace(trace, calls=_calls(parts), meta=meta, warnings=())
+
+
 def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = False, lang: str = "en",
-                 timeout: float = 10.0) -> RunResult:
-    """Run ``sc`` in a fresh lab and save the attributed capture (see the module docstring)."""
+                 timeout: float = 10.0, progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> RunResult:
+    """Run ``sc`` in a fresh lab and save the attributed capture (see the module docstring).
+
+    ``progress`` gets the trace so far and its analysis every ``PROGRESS_EVERY``
+    seconds while the scenario runs (the TUI's live mode); setting ``cancel`` stops
+    the run as Ctrl-C would, and the capture so far is still saved."""
     from tracer.core.analyze import analyze
     from tracer.pcap.writer import write_pcapng
 
@@ -393,9 +438,21 @@ def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = Fals
             sniffer = Sniffer(lab.server)
             error: TracerError | None = None
             interrupted = False
+            last = [0.0]
+
+            def poll() -> None:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
+                if progress is not None and time.monotonic() - last[0] >= PROGRESS_EVERY:
+                    last[0] = time.monotonic()
+                    live = _live_trace(sniffer, parts, sc, loopback)
+                    if live is not None:
+                        progress(live, analyze(live))
+
             try:
                 sniffer.start()
-                error = _play(lab, sc, tmp, parts, states, timeout)
+                poll()
+                error = _play(lab, sc, tmp, parts, states, timeout, poll)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
@@ -414,7 +471,8 @@ def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = Fals
             if error is not None:
                 warnings.append(_error_warning(trace, error, t_err))
             meta = dataclasses.replace(trace.meta, extra={
-                **trace.meta.extra, "scenario": sc.name, "lab": "loopback" if loopback else "veth",
+                **trace.meta.extra, "scenario": sc.name, "scenario.source": _source_text(sc),
+                "lab": "loopback" if loopback else "veth",
                 **_capture_meta(cap.stats)})
             trace = dataclasses.replace(trace, calls=_calls(parts), kernel_states=tuple(states), meta=meta,
                                         warnings=tuple(warnings))

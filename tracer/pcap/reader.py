@@ -71,11 +71,15 @@ _KNOWN_NOT_CAPTURES = {
 }
 
 
-def read_capture(path: str | os.PathLike[str]) -> Trace:
+Progress = Callable[[int, int], None]
+
+
+def read_capture(path: str | os.PathLike[str], progress: Progress | None = None) -> Trace:
     """Read a pcap or pcapng file; ``CaptureError`` if it cannot be read as one.
 
     A regular pcap file is read a chunk at a time and is not kept in memory: the
     trace's frames are served from the file, mapped (see ``MappedCapture``).
+    ``progress(bytes_done, bytes_total)`` is called after each chunk of a pcap file.
     """
     name = os.fspath(path)
     try:
@@ -89,7 +93,7 @@ def read_capture(path: str | os.PathLike[str]) -> Trace:
                 def read_at(off: int, size: int) -> bytes:
                     return os.pread(fd, size, off)
 
-                return _Pcap(read_at, len(frames), frames, name, name, head).read()
+                return _Pcap(read_at, len(frames), frames, name, name, head, progress).read()
             # pcapng (whose walk needs the blocks as they come), pipes and everything
             # else: parsed from one read, not mmap, so that parsing cannot fault.
             data = f.read()
@@ -117,6 +121,25 @@ def read_capture(path: str | os.PathLike[str]) -> Trace:
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise CaptureError(f"{name}: cannot read: {reason}", f"{name}：无法读取：{reason}") from None
+
+
+def read_capture_head(path: str | os.PathLike[str], max_bytes: int) -> Trace | None:
+    """The packets in the first ``max_bytes`` of a capture file larger than that
+    (None for a smaller file: read it whole).  For showing the start of a big file
+    at once; the record cut by the limit is not reported (it is not a fault of the
+    file).  ``CaptureError`` as for ``read_capture``."""
+    name = os.fspath(path)
+    try:
+        with Path(path).open("rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size <= max_bytes:
+                return None
+            data = f.read(max_bytes)
+    except OSError:
+        return None  # read_capture reports it properly
+    trace = read_bytes(data, source=name)
+    # Only the last record can be cut short (the limit); a corrupt one stops reading earlier.
+    return replace(trace, warnings=tuple(w for w in trace.warnings if w.code != "truncated_file"))
 
 
 class MappedCapture(mmap.mmap):
@@ -205,9 +228,10 @@ class _Pcap:
     """Classic libpcap format, read and decoded a chunk of records at a time."""
 
     def __init__(
-        self, read_at: _ReadAt, n: int, frames: Frames, label: str, source: str, magic: bytes
+        self, read_at: _ReadAt, n: int, frames: Frames, label: str, source: str, magic: bytes,
+        progress: Progress | None = None,
     ) -> None:
-        self.read_at, self.n, self.frames = read_at, n, frames
+        self.read_at, self.n, self.frames, self.progress = read_at, n, frames, progress
         self.label, self.source = label, source
         self.order, self.frac_ns, self.rec, self.fmt = _PCAP_MAGICS[magic]
 
@@ -238,6 +262,8 @@ class _Pcap:
                 break  # a record cut short by the end of the file
             pos += step
             want = max(CHUNK_BYTES, need)
+            if self.progress is not None:
+                self.progress(pos, n)
         warnings = [] if pos >= n else [self._stop_warning(pos, len(builder) + 1, limit)]
         meta = TraceMeta(
             source=self.source,

@@ -1,0 +1,57 @@
+"""The interactive terminal UI (Textual): ``run_tui``, ``replay`` and ``live``.
+
+Textual is imported only when the UI starts, so the command line stays fast for
+``--no-tui`` and for errors; ``tracer.tui.rows`` and ``tracer.tui.filter`` (the
+row model) import no Textual at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tracer.core.analysis import Analysis
+from tracer.core.trace import Trace
+
+if TYPE_CHECKING:
+    from tracer.tui.app import LiveOutcome
+
+HEAD_BYTES = 4 << 20  # a bigger file shows its first 4 MiB at once, then the rest
+
+
+def run_tui(trace: Trace, analysis: Analysis, lang: str = "en", *, stream: tuple[int, int] | None = None,
+            raw_seq: bool = False) -> None:
+    """Show an analysed trace."""
+    from tracer.tui.app import TracerApp
+
+    TracerApp(trace=trace, analysis=analysis, lang=lang, stream=stream, raw_seq=raw_seq,
+              source_name=Path(trace.meta.source).name).run()
+
+
+def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None,
+           raw_seq: bool = False) -> None:
+    """Open a capture file: a small one is read first; a big one shows its head at
+    once and loads in a worker.  Errors reading the file raise before the UI starts."""
+    from tracer.core.analyze import analyze
+    from tracer.pcap.reader import read_capture, read_capture_head
+    from tracer.tui.app import TracerApp
+
+    head = read_capture_head(path, HEAD_BYTES)
+    if head is None:
+        trace = read_capture(path)
+        app = TracerApp(trace=trace, analysis=analyze(trace), lang=lang, stream=stream, raw_seq=raw_seq,
+                        source_name=Path(path).name)
+    else:
+        app = TracerApp(trace=head, analysis=analyze(head), path=path, lang=lang, stream=stream,
+                        raw_seq=raw_seq)
+    app.run()
+
+
+def live(scenario: object, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en"
+         ) -> LiveOutcome:
+    """Run a scenario in the lab while the app shows its rows as they arrive."""
+    from tracer.tui.app import LiveSpec, TracerApp
+
+    app = TracerApp(live=LiveSpec(scenario, out, loopback, timeout), lang=lang)
+    app.run()
+    return app.live_outcome
