@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tracer.export.ladder import pad, text_width
+from tracer.export.ladder import LABELS, pad, text_width
 from tracer.tui.rows import KIND_CALL, KIND_PACKET, Cells, LadderModel
 from tracer.tui.text import words
 
@@ -303,7 +303,9 @@ def header_line(model: LadderModel | None, row: int, lay: Layout, lang: str) -> 
     client = lanes is None or lanes.left_role == "client"
     left_app = w["client_app"] if client else w["left_app"]
     right_app = w["server_app"] if client else w["right_app"]
-    head = pad("no", lay.no, right=True) + " " + pad("time", lay.time, right=True) + " "
+    lab = LABELS["zh" if lang == "zh" else "en"]
+    head = pad("#", lay.no, right=True) + " "
+    head += pad(_clip(lab["time"], lay.time), lay.time, right=True) + " "
     if lay.tag:
         head += pad("strm", lay.tag) + " "
     head += pad(_clip(left_app, lay.app), lay.app, right=True) + "┃"
