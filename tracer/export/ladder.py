@@ -205,7 +205,8 @@ def _lanes(info: StreamInfo, lab: dict[str, str]) -> _Lanes:
 
 
 def _arrow(label: str, left_to_right: bool, width: int) -> str:
-    body = f" {label} "
+    # Clipped so that the right lane stays in its column: label + 2 spaces + 3 arrow cells.
+    body = f" {_clip(label, width - 5) if text_width(label) > width - 5 else label} "
     dashes = max(2, width - text_width(body) - 1)
     if left_to_right:
         return "─" + body + "─" * (dashes - 1) + "▶"

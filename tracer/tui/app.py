@@ -240,7 +240,11 @@ class TracerApp(App[int]):
             trace, analysis = res.trace, res.analysis  # type: ignore[attr-defined]
             self._set_trace(trace, analysis)
             path = res.path  # type: ignore[attr-defined]
-            self.message = (w["live_interrupted"] if interrupted else w["live_done"]).format(path=path)
+            # The status line names the file; the notice (and the command, on exit) give the path.
+            self.message = (w["live_interrupted"] if interrupted else w["live_done"]).format(
+                path=Path(path).name)
+            self.notify((w["live_interrupted"] if interrupted else w["live_done"]).format(path=path),
+                        timeout=8)
         if error is not None:
             text = error.message_zh if self.lang == "zh" else error.message
             self.message = (self.message + " · " if self.message else "") + w["live_failed"].format(msg=text)
@@ -273,14 +277,7 @@ class TracerApp(App[int]):
             sc = self.live.scenario
             name = w["live"].format(name=getattr(sc, "name", "?"))
         status.append(f" {name}", style="bold")
-        if self.trace is not None and self.analysis is not None:
-            t, a = self.trace, self.analysis
-            status.append(" · " + w["loaded"].format(n=f"{len(t.packets):,}", calls=len(t.calls),
-                                                     tcp=len(a.tcp_streams), udp=len(a.udp_streams)))
-        if self.loading and self.trace is not None:
-            status.append(" · " + w["partial"].format(n=f"{len(self.trace.packets):,}"), style="yellow")
-        elif self.loading:
-            status.append(" · " + w["loading"].format(what=""), style="yellow")
+        # What changes with each key comes first: a narrow terminal cuts the end of the line.
         if m is not None and len(m):
             total = len(m)
             if self.revealed is not None:
@@ -299,6 +296,17 @@ class TracerApp(App[int]):
             status.append(" · " + w["following"], style="green")
         if self.message:
             status.append(" · " + self.message, style="bold yellow")
+        if self.loading and self.trace is not None:
+            status.append(" · " + w["partial"].format(n=f"{len(self.trace.packets):,}"), style="yellow")
+        elif self.loading:
+            status.append(" · " + w["loading"].format(what=""), style="yellow")
+        if self.trace is not None and self.analysis is not None:
+            t, a = self.trace, self.analysis
+            summary = w["loaded"].format(n=f"{len(t.packets):,}", calls=f"{len(t.calls):,}",
+                                         tcp=f"{len(a.tcp_streams):,}", udp=f"{len(a.udp_streams):,}")
+            status.append(" · " + summary)
+        status.no_wrap = True
+        status.overflow = "ellipsis"
         self.query_one("#status", Static).update(status)
 
         warn = self.query_one("#warnings", Static)
@@ -318,13 +326,14 @@ class TracerApp(App[int]):
         lay = ladder.layout_for()
         self.query_one("#lanes", Static).update(
             Text(header_line(m, min(ladder.cursor, max(0, len(m) - 1)) if m else 0, lay, self.lang),
-                 style="bold"))
-        keys = Text()
-        for k in KEYS:
-            if k.footer:
-                en, _, zh = k.footer.partition("|")
-                keys.append(f" {k.shown} ", style="bold black on cyan")
-                keys.append(f" {zh if self.lang == 'zh' else en} ")
+                 style="bold", no_wrap=True, overflow="ellipsis"))
+        keys = Text(no_wrap=True, overflow="ellipsis")
+        # Help and quit first: on a narrow terminal the end of the line is cut.
+        footer = sorted((k for k in KEYS if k.footer), key=lambda k: k.action not in ("help", "quit"))
+        for k in footer:
+            en, _, zh = k.footer.partition("|")
+            keys.append(f" {k.shown} ", style="bold black on cyan")
+            keys.append(f" {zh if self.lang == 'zh' else en} ")
         self.query_one("#keys", Static).update(keys)
 
     def _update_pane_classes(self) -> None:
@@ -511,10 +520,13 @@ class TracerApp(App[int]):
             msg = words(self.lang)["export_failed"].format(why=e.strerror or e)
         else:
             msg = words(self.lang)["export_done"].format(svg=svg, txt=str(path))
+            short = words(self.lang)["export_done"].format(svg=Path(svg).name, txt=path.name)
+            self.call_from_thread(self._set_message, msg, short)
+            return
         self.call_from_thread(self._set_message, msg)
 
-    def _set_message(self, msg: str) -> None:
-        self.message = msg
+    def _set_message(self, msg: str, short: str | None = None) -> None:
+        self.message = short or msg
         self.notify(msg, timeout=6)
         self._refresh_chrome()
 

@@ -12,11 +12,12 @@ from tracer.core.model import TcpState
 
 DIAGRAM: tuple[str, ...] = (
     "CLOSED ─listen▶ LISTEN ─SYN▶ SYN-RECEIVED",
-    "  └connect▶ SYN-SENT ─SYN,ACK▶ ESTABLISHED",
+    " └connect▶ SYN-SENT ─SYN,ACK▶ ESTABLISHED",
     "close▶ FIN-WAIT-1 ─ACK▶ FIN-WAIT-2 ─FIN┐",
-    "   └FIN▶ CLOSING ─ACK▶ TIME-WAIT ◀─────┘",
-    "FIN▶ CLOSE-WAIT ─close▶ LAST-ACK ─ACK▶ CLOSED",
+    "  └FIN▶ CLOSING ─ACK▶ TIME-WAIT ◀──────┘",
+    "FIN▶ CLOSE-WAIT ─close▶ LAST-ACK ─▶ CLOSED",
 )
+WIDTH = max(len(line) for line in DIAGRAM)
 
 _NAMES: dict[TcpState, str] = {st: st.name.replace("_", "-") for st in TcpState if st != TcpState.UNKNOWN}
 

@@ -133,7 +133,7 @@ def compose_row(c: Cells, lay: Layout) -> list[Segment]:
         left_lane = "●" if c.kernel == "L" else ("┼" if c.left_app and c.direction > 0 else "│")
         right_lane = "●" if c.kernel == "R" else ("┼" if c.right_app and c.direction < 0 else "│")
         add(Segment(left_lane, _KERNEL_DOT if left_lane == "●" else _LANE))
-        body = f" {_clip(c.label, lay.wire - 4)} "
+        body = f" {_clip(c.label, lay.wire - 5)} "  # label + 2 spaces + 3 arrow cells fit the wire
         dashes = max(2, lay.wire - text_width(body) - 1)
         if c.direction > 0:
             arrow = "─" + body + "─" * (dashes - 1) + "▶"

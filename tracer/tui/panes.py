@@ -213,7 +213,7 @@ class ExplainPane(VerticalScroll):
 
 def draw_diagram(client: int, server: int) -> Text:
     """The state diagram with the client's and the server's states highlighted."""
-    text = Text()
+    text = Text(no_wrap=True, overflow="crop")
     marks: dict[tuple[int, int], tuple[int, str]] = {}
     for st, style in ((client, CLIENT_STYLE), (server, SERVER_STYLE)):
         for y, x, n in spans(st):
