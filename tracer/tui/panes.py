@@ -34,7 +34,11 @@ def _ts(ns: int) -> str:
 
 
 class DetailPane(VerticalScroll):
-    """Layers as a tree plus a hex dump for a packet; the record of a call."""
+    """Layers as a tree plus a hex dump for a packet; the record of a call.
+
+    ``deferred`` (set by the app while a big file loads) postpones the dissection."""
+
+    deferred = False
 
     def compose(self) -> ComposeResult:
         tree: Tree[str] = Tree("", id="layers")
@@ -60,9 +64,12 @@ class DetailPane(VerticalScroll):
             t = model.trace.packets
             ends = f"{t.src_endpoint(ref)} → {t.dst_endpoint(ref)}"
             tree.root.set_label(f"#{ref + 1}  {t.proto_name(ref)}  {ends}")
-            tree.root.add_leaf(w["dissecting"])
             hexs.update("")
-            self.dissect(t.raw(ref), int(t.linktype[ref]), ref, lang)
+            if self.deferred:
+                tree.root.add_leaf(w["dissect_later"])
+            else:
+                tree.root.add_leaf(w["dissecting"])
+                self.dissect(t.raw(ref), int(t.linktype[ref]), ref, lang)
         else:
             w_ = model.warnings[ref]
             tree.root.set_label(w_.code)

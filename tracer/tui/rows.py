@@ -110,7 +110,7 @@ class LadderModel:
     calls: list[SocketCall] = field(init=False)  # calls with rows of their own, by time
     warnings: list[TraceWarning] = field(init=False)
     infos: dict[StreamKey, StreamInfo] = field(init=False)
-    _prev: I64 | None = field(init=False, default=None)
+    _prev: npt.NDArray[np.int32] | None = field(init=False, default=None)
     _streams_of: dict[int, set[StreamKey]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -246,11 +246,11 @@ class LadderModel:
                 return key, int(a.state_a[i]), int(a.state_b[i])
         return None
 
-    def prev_in_stream(self) -> I64:
+    def prev_in_stream(self) -> npt.NDArray[np.int32]:
         """For each packet, the previous packet of its TCP stream (-1 for the first)."""
         if self._prev is None:
             t, a = self.trace.packets, self.analysis
-            prev = np.full(len(t), -1, dtype=np.int64)
+            prev = np.full(len(t), -1, dtype=np.int32)
             tcp = np.flatnonzero((t.proto == PROTO_TCP) & (a.stream >= 0))
             if tcp.size > 1:
                 s = a.stream[tcp]
