@@ -185,12 +185,23 @@ s.close()
     third = data[2]
     again = [i for i in data[3:] if t.seq[i] == t.seq[third]]
     assert len(again) == 1, "data segment 3 must be resent exactly once"
-    flag = AnalysisFlag.FAST_RETRANSMISSION if how == "fast" else AnalysisFlag.RETRANSMISSION
-    assert run.an.flags[again[0]] >> flag & 1
-    if how == "fast":  # duplicate ACKs came first
+    # How the resend is classified depends on the kernel's timing: tshark calls it out of
+    # order when it follows the previous segment within its reordering window (seen about
+    # once in ten "fast" runs).  tracer must say exactly what tshark says for it.
+    kinds = (AnalysisFlag.RETRANSMISSION, AnalysisFlag.FAST_RETRANSMISSION, AnalysisFlag.OUT_OF_ORDER)
+    ours = {f for f in kinds if run.an.flags[again[0]] >> f & 1}
+    row = tshark_fields(run.pcap, "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
+                        "tcp.analysis.out_of_order")[again[0]]
+    retrans, fast, ooo = (bool(v) for v in row)  # tshark's retransmission includes fast ones
+    theirs = {f for f, v in zip(kinds, (retrans and not fast, fast, ooo), strict=True) if v}
+    assert ours == theirs
+    expected = AnalysisFlag.FAST_RETRANSMISSION if how == "fast" else AnalysisFlag.RETRANSMISSION
+    assert ours & {expected, AnalysisFlag.OUT_OF_ORDER}
+    if AnalysisFlag.FAST_RETRANSMISSION in ours:  # duplicate ACKs came first
         dups = [i for i in range(third, again[0]) if run.an.flags[i] >> AnalysisFlag.DUP_ACK & 1]
         assert len(dups) >= 2
-    assert run.retrans() == {again[0]} == _tshark_retrans(run.pcap)
+    assert run.retrans() == _tshark_retrans(run.pcap)
+    assert run.retrans() <= {again[0]}
 
 
 def test_reject_syn_is_connection_refused(lab: Lab, tmp_path: Path) -> None:
