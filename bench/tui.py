@@ -426,6 +426,16 @@ def _keep_failure(res: Run, session: PtySession) -> None:
     res.raw_output = path
 
 
+def _memory(res: Run, sampler: ProcSampler) -> None:
+    """Memory figures of a measured program, once its keys are measured (sampling resumes)."""
+    sampler.enabled = True
+    sampler.sample(time.monotonic())
+    res.peak_hwm_mib = _mib(sampler.hwm_now_kib())
+    res.peak_hwm_all_mib = _mib(sum(p.hwm_kib for p in sampler.seen.values()))
+    res.peak_rss_sampled_mib = _mib(sampler.peak_rss_kib)
+    res.processes = [f"{pid} {p.cmd} (VmHWM {_mib(p.hwm_kib)} MiB)" for pid, p in sampler.seen.items()]
+
+
 def _mib(kib: int) -> float:
     return round(kib / 1024.0, 1)
 
@@ -504,12 +514,7 @@ def measure_tracer(capture: Path, packets: int, log: Callable[[str], None]) -> R
         sampler.enabled = False  # no /proc walks while key latencies are measured
         res.keys["j"] = _press(session, KEY_J, N_J, row, 1)
         res.keys["PageDown"] = _press(session, KEY_PGDN, N_PGDN, row, None)
-        sampler.enabled = True
-        sampler.sample(time.monotonic())
-        res.peak_hwm_mib = _mib(sampler.hwm_now_kib())
-        res.peak_hwm_all_mib = _mib(sum(p.hwm_kib for p in sampler.seen.values()))
-        res.peak_rss_sampled_mib = _mib(sampler.peak_rss_kib)
-        res.processes = [f"{pid} {p.cmd} (VmHWM {_mib(p.hwm_kib)} MiB)" for pid, p in sampler.seen.items()]
+        _memory(res, sampler)
         session.send("q")
         if not session.wait_exit(10.0):
             res.note = "did not exit within 10 s of 'q'"
@@ -584,12 +589,7 @@ def measure_termshark(capture: Path, log: Callable[[str], None]) -> Run:
         sampler.enabled = False
         res.keys["j"] = _press(session, KEY_J, N_J, frame, 1)
         res.keys["PageDown"] = _press(session, KEY_PGDN, N_PGDN, frame, None)
-        sampler.enabled = True
-        sampler.sample(time.monotonic())
-        res.peak_hwm_mib = _mib(sampler.hwm_now_kib())
-        res.peak_hwm_all_mib = _mib(sum(p.hwm_kib for p in sampler.seen.values()))
-        res.peak_rss_sampled_mib = _mib(sampler.peak_rss_kib)
-        res.processes = [f"{pid} {p.cmd} (VmHWM {_mib(p.hwm_kib)} MiB)" for pid, p in sampler.seen.items()]
+        _memory(res, sampler)
         res.ok = True
         notes = [k.note for k in res.keys.values() if k.note]
         if notes:

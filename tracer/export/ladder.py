@@ -173,8 +173,10 @@ def _words(text: str) -> Iterator[str]:
         yield word
 
 
-def _clip(s: str, width: int) -> str:
+def clip(s: str, width: int) -> str:
     """``s`` cut to ``width`` columns, ending in "…" when cut."""
+    if text_width(s) <= width:
+        return s
     out = ""
     for c in s:
         if text_width(out + c) > width - 1:
@@ -206,7 +208,7 @@ def _lanes(info: StreamInfo, lab: dict[str, str]) -> _Lanes:
 
 def _arrow(label: str, left_to_right: bool, width: int) -> str:
     # Clipped so that the right lane stays in its column: label + 2 spaces + 3 arrow cells.
-    body = f" {_clip(label, width - 5) if text_width(label) > width - 5 else label} "
+    body = f" {clip(label, width - 5) if text_width(label) > width - 5 else label} "
     dashes = max(2, width - text_width(body) - 1)
     if left_to_right:
         return "─" + body + "─" * (dashes - 1) + "▶"
@@ -572,7 +574,7 @@ def render_ladder(
             if s >= 0 and quote is not None:
                 notes.append("[" + lab["stream"].format(proto=quote.proto.upper(), index=s) + "]")
             if text_width(desc) > arrow_w - 2:
-                desc = _clip(desc, arrow_w - 2)
+                desc = clip(desc, arrow_w - 2)
             line += "│ " + pad(desc, arrow_w - 1) + "│"
         if aflags[i]:
             notes.append(

@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tracer.export.ladder import LABELS, pad, text_width
+from tracer.export.ladder import LABELS, clip, pad, text_width
 from tracer.tui.rows import KIND_CALL, KIND_PACKET, Cells, LadderModel
 from tracer.tui.text import words
 
@@ -108,17 +108,6 @@ def layout(model: LadderModel | None, width: int) -> Layout:
     return Layout(no, time, tag, app, wire, width)
 
 
-def _clip(s: str, width: int) -> str:
-    if text_width(s) <= width:
-        return s
-    out = ""
-    for ch in s:
-        if text_width(out + ch) > width - 1:
-            return out + "…"
-        out += ch
-    return out
-
-
 def compose_row(c: Cells, lay: Layout) -> list[Segment]:
     """The segments of one ladder row (before the cursor style and horizontal scroll)."""
     segs: list[Segment] = []
@@ -129,11 +118,11 @@ def compose_row(c: Cells, lay: Layout) -> list[Segment]:
         add(Segment(pad(c.tag, lay.tag) + " ", Style(color="magenta")))
     if c.kind == KIND_PACKET and c.direction:
         style = _arrow_style(c)
-        add(Segment(pad(_clip(c.left_app, lay.app), lay.app, right=True), _CALL))
+        add(Segment(pad(clip(c.left_app, lay.app), lay.app, right=True), _CALL))
         left_lane = "●" if c.kernel == "L" else ("┼" if c.left_app and c.direction > 0 else "│")
         right_lane = "●" if c.kernel == "R" else ("┼" if c.right_app and c.direction < 0 else "│")
         add(Segment(left_lane, _KERNEL_DOT if left_lane == "●" else _LANE))
-        body = f" {_clip(c.label, lay.wire - 5)} "  # label + 2 spaces + 3 arrow cells fit the wire
+        body = f" {clip(c.label, lay.wire - 5)} "  # label + 2 spaces + 3 arrow cells fit the wire
         dashes = max(2, lay.wire - text_width(body) - 1)
         if c.direction > 0:
             arrow = "─" + body + "─" * (dashes - 1) + "▶"
@@ -141,22 +130,22 @@ def compose_row(c: Cells, lay: Layout) -> list[Segment]:
             arrow = "◀" + "─" * (dashes - 1) + body + "─"
         add(Segment(arrow, style))
         add(Segment(right_lane, _KERNEL_DOT if right_lane == "●" else _LANE))
-        add(Segment(pad(_clip(c.right_app, lay.app), lay.app), _CALL))
+        add(Segment(pad(clip(c.right_app, lay.app), lay.app), _CALL))
     elif c.kind == KIND_CALL:
         style = _CALL_ERR if c.error else _CALL
         right = bool(c.right_app)
-        add(Segment(pad(_clip(c.left_app, lay.app), lay.app, right=True), style))
+        add(Segment(pad(clip(c.left_app, lay.app), lay.app, right=True), style))
         add(Segment("│", _LANE))
-        text = _clip(c.label, lay.wire - 2)
+        text = clip(c.label, lay.wire - 2)
         add(Segment(" " + pad(text, lay.wire - 2, right=right) + " ", _CALL_ERR if c.error else _DIM))
         add(Segment("│", _LANE))
-        add(Segment(pad(_clip(c.right_app, lay.app), lay.app), style))
+        add(Segment(pad(clip(c.right_app, lay.app), lay.app), style))
     elif c.kind == KIND_PACKET:
         add(Segment(" " * lay.app + "│", _LANE))
-        add(Segment(" " + pad(_clip(c.label, lay.wire - 2), lay.wire - 2) + " ", _ARROW["other"]))
+        add(Segment(" " + pad(clip(c.label, lay.wire - 2), lay.wire - 2) + " ", _ARROW["other"]))
         add(Segment("│" + " " * lay.app, _LANE))
     else:
-        add(Segment(_clip(c.label, max(10, lay.width - lay.prefix)), _WARN))
+        add(Segment(clip(c.label, max(10, lay.width - lay.prefix)), _WARN))
         return segs
     add(Segment(" "))
     for k, (text, kind) in enumerate(c.notes):
@@ -305,10 +294,10 @@ def header_line(model: LadderModel | None, row: int, lay: Layout, lang: str) -> 
     right_app = w["server_app"] if client else w["right_app"]
     lab = LABELS["zh" if lang == "zh" else "en"]
     head = pad("#", lay.no, right=True) + " "
-    head += pad(_clip(lab["time"], lay.time), lay.time, right=True) + " "
+    head += pad(clip(lab["time"], lay.time), lay.time, right=True) + " "
     if lay.tag:
         head += pad("strm", lay.tag) + " "
-    head += pad(_clip(left_app, lay.app), lay.app, right=True) + "┃"
+    head += pad(clip(left_app, lay.app), lay.app, right=True) + "┃"
     mid = f" {lanes.left} ⇄ {lanes.right} " if lanes is not None else f" {w['wire']} "
-    head += pad(_clip(mid, lay.wire), lay.wire) + "┃" + pad(_clip(right_app, lay.app), lay.app)
+    head += pad(clip(mid, lay.wire), lay.wire) + "┃" + pad(clip(right_app, lay.app), lay.app)
     return head + " " + w["notes"]
