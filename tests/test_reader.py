@@ -418,8 +418,8 @@ def test_documented_exit_codes() -> None:
     from tracer import errors
 
     # The documented contract (README/CLI): 0 ok, 1 internal, 2 input file, 3 usage,
-    # 4 privileges, 5 missing tool, 130 interrupted; each named in both languages.
-    assert sorted(errors.EXIT_CODES) == [0, 1, 2, 3, 4, 5, 130]
+    # 4 privileges, 5 missing tool, 6 check failed, 130 interrupted; each named in both languages.
+    assert sorted(errors.EXIT_CODES) == [0, 1, 2, 3, 4, 5, 6, 130]
     assert errors.CaptureError("a", "甲").exit_code == 2
     assert errors.UsageError("a", "甲").exit_code == 3
     assert errors.PrivilegeError("a", "甲").exit_code == 4

@@ -23,7 +23,15 @@ from typing import NoReturn, TextIO
 from tracer import __version__
 from tracer.core.analysis import Analysis
 from tracer.core.trace import Trace
-from tracer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CaptureError, TracerError, UsageError
+from tracer.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    CaptureError,
+    TracerError,
+    UsageError,
+)
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `tracer ... | head`
 LANGS = ("en", "zh")
@@ -45,6 +53,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "saved": "tracer: saved {path} ({count} packets, {calls} socket calls, "
         "{states} kernel socket states)",
         "interrupted": "tracer: interrupted: the capture so far was saved to {path}",
+        "no_expect": "scenario {name} has no EXPECT to check against",
+        "bad_expect": "scenario {name}: EXPECT {why}",
+        "check_ok": "tracer: check: {name} behaves as expected ({detail})",
+        "check_failed": "tracer: check: {name} did NOT behave as expected",
     },
     "zh": {
         "error": "tracer: 错误: {msg}",
@@ -61,6 +73,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "bad_timeout": "--timeout 必须是大于 0 的秒数，而不是 {value}",
         "saved": "tracer: 已保存 {path}（{count} 个数据包，{calls} 次套接字调用，{states} 个内核套接字状态）",
         "interrupted": "tracer: 已中断：到目前为止的抓包已保存到 {path}",
+        "no_expect": "场景 {name} 没有可供检查的 EXPECT",
+        "bad_expect": "场景 {name}：EXPECT {why}",
+        "check_ok": "tracer: 检查：{name} 的行为符合预期（{detail}）",
+        "check_failed": "tracer: 检查：{name} 的行为与预期不符",
     },
 }
 
@@ -125,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-tui", action="store_true", help="print the text ladder instead of opening the TUI")
     run.add_argument("--loopback", action="store_true", help="one host on lo instead of two on a veth pair")
-    run.add_argument("--timeout", type=float, default=10.0, metavar="S", help="stop the scenario after S s")
+    run.add_argument("--timeout", type=float, default=None, metavar="S",
+                     help="stop the scenario after S s (default: the scenario's TIMEOUT, else 10)")
+    run.add_argument("--check", action="store_true",
+                     help="compare the run with the scenario's EXPECT; print the difference, exit 6 if any")
     sub.add_parser("list", parents=[common], help="list the built-in scenarios")
     return p
 
@@ -301,9 +320,13 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
     from tracer.lab.run import check_privileges, find_scenario, run_scenario, signals_as_interrupt
 
     opts = _ladder_args(args, lang)
-    if not args.timeout > 0:
+    if args.timeout is not None and not args.timeout > 0:
         raise UsageError(*_both("bad_timeout", value=args.timeout))
     scenario = find_scenario(args.scenario)
+    args.timeout = args.timeout if args.timeout is not None else scenario.timeout
+    args.loopback = args.loopback or scenario.hosts == "loopback"
+    if args.check:
+        return _check_run(scenario, args, lang)
     if _use_tui(args, lang):
         from tracer.tui import live
 
@@ -335,6 +358,39 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
+def _check_run(scenario: object, args: argparse.Namespace, lang: str) -> int:
+    """``tracer run --check``: run, then match the scenario's EXPECT (exit 6 if it differs)."""
+    from tracer.core.expect import ExpectError, match, parse
+    from tracer.lab.run import Scenario, run_scenario, signals_as_interrupt
+
+    assert isinstance(scenario, Scenario)
+    if not scenario.expect.strip():
+        raise UsageError(*_both("no_expect", name=scenario.name))
+    try:
+        lines = parse(scenario.expect)
+    except ExpectError as e:
+        why = _both("bad_expect", name=scenario.name, why=str(e))
+        raise TracerError(*why, exit_code=EXIT_INPUT) from None
+    with signals_as_interrupt():
+        res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
+                           lang=lang, timeout=args.timeout)
+    _report_run(res.trace, res.path, lang)
+    if res.interrupted:
+        return EXIT_INTERRUPTED
+    result = match(res.trace, res.analysis, lines, scenario.port)
+    out = _stdout_text()
+    if result.ok:
+        out.write(_msg("check_ok", lang, name=scenario.name, detail=result.report[0]) + "\n")
+    else:
+        out.write(_msg("check_failed", lang, name=scenario.name) + "\n")
+        out.write("\n".join(result.report) + "\n")
+    out.flush()
+    if res.error is not None:
+        text = res.error.message_zh if lang == "zh" else res.error.message
+        print(_msg("error", lang, msg=text), file=sys.stderr)
+    return 0 if result.ok else EXIT_CHECK_FAILED
+
+
 def _report_run(trace: Trace, path: Path, lang: str) -> None:
     # The scenario's own failure is reported once, as the error at the end.
     others = tuple(w for w in trace.warnings if w.code != "scenario_failed")
@@ -349,8 +405,12 @@ def cmd_list(lang: str) -> int:
     out = _stdout_text()
     scenarios = list_scenarios()
     width = max((len(sc.name) for sc in scenarios), default=0)
+    topic = None
     for sc in scenarios:
-        out.write(f"{sc.name:<{width}}  {sc.title[lang]}\n")
+        if sc.topic != topic:
+            topic = sc.topic
+            out.write(f"[{sc.topic or '-'}]\n")
+        out.write(f"  {sc.name:<{width}}  {sc.title[lang]}\n")
     out.flush()
     return 0
 

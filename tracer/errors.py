@@ -12,6 +12,7 @@ EXIT_INPUT = 2  # input file missing, unreadable, not a capture, unsupported ver
 EXIT_USAGE = 3  # bad command line
 EXIT_PRIVILEGES = 4  # needs root / CAP_NET_ADMIN
 EXIT_MISSING_TOOL = 5  # an external tool (tshark, tcpdump, ...) is missing
+EXIT_CHECK_FAILED = 6  # tracer run --check: the run differs from the scenario's EXPECT
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 EXIT_CODES: dict[int, tuple[str, str]] = {
@@ -21,6 +22,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     EXIT_USAGE: ("usage error", "用法错误"),
     EXIT_PRIVILEGES: ("missing privileges", "权限不足"),
     EXIT_MISSING_TOOL: ("missing tool", "缺少工具"),
+    EXIT_CHECK_FAILED: ("the run differs from the scenario's expectation", "运行结果与场景的预期不符"),
     EXIT_INTERRUPTED: ("interrupted", "已中断"),
 }
 

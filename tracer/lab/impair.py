@@ -372,6 +372,75 @@ def one_segment_per_frame(host: Host) -> Iterator[None]:
         host.run(["ip", "link", "set", "dev", host.iface, "gso_max_segs", old], check=False)
 
 
+# --- scenario specs ---------------------------------------------------------------------
+
+_SPEC_MATCHES = {"syn": syn, "syn-ack": syn_ack, "fin": fin, "rst": rst, "data": data_segment,
+                 "tcp": tcp, "udp": udp}
+SEGMENTS_SPEC = "one-segment-per-frame"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One scenario impairment: on which host (``"client"``/``"server"``), and what."""
+
+    host: str
+    impairment: Impairment | None  # None: one_segment_per_frame(host)
+
+
+def parse_spec(spec: str, port: int) -> Spec:
+    """A scenario's ``IMPAIR`` entry, e.g. ``"drop syn-ack to client"``,
+    ``"drop data to server nth=3"``, ``"loss 5% data to server"``,
+    ``"reject syn to server"``, ``"one-segment-per-frame client"``.
+
+    ``to server`` acts on the server host on packets to ``port``; ``to client`` on
+    the client host on packets from ``port`` (where rules act: see the module
+    docstring).  Kinds: syn, syn-ack, fin, rst, data, tcp, udp.  ``nth=N`` (1-based)
+    and ``count=N|all`` choose which matching packets.
+    """
+    words = spec.split()
+    bad = _bad(f"cannot read the impairment {spec!r} (e.g. 'drop syn-ack to client nth=1')",
+               f"无法理解损伤设置 {spec!r}（例如 'drop syn-ack to client nth=1'）")
+    if len(words) == 2 and words[0] == SEGMENTS_SPEC and words[1] in ("client", "server"):
+        return Spec(words[1], None)
+    if not words or words[0] not in ("drop", "loss", "reject"):
+        raise bad
+    verb, rest = words[0], words[1:]
+    percent = 0.0
+    if verb == "loss":
+        if not rest or not rest[0].endswith("%"):
+            raise bad
+        try:
+            percent = float(rest[0][:-1])
+        except ValueError:
+            raise bad from None
+        rest = rest[1:]
+    if len(rest) < 3 or rest[0] not in _SPEC_MATCHES or rest[1:2] != ["to"]:
+        raise bad
+    if rest[2] not in ("client", "server"):
+        raise bad
+    kind, host = rest[0], rest[2]
+    opts: dict[str, str] = {}
+    for w in rest[3:]:
+        k, eq, v = w.partition("=")
+        if not eq or k not in ("nth", "count", "with"):
+            raise bad
+        opts[k] = v.replace("_", " ")
+    make = _SPEC_MATCHES[kind]
+    m = make(dport=port) if host == "server" else make(sport=port)
+    try:
+        nth = int(opts.get("nth", "1"))
+        count = None if opts.get("count") == "all" else int(opts["count"]) if "count" in opts else 1
+    except ValueError:
+        raise bad from None
+    if verb == "drop":
+        return Spec(host, Drop(m, nth=nth, count=count))
+    if verb == "loss":
+        return Spec(host, Loss(percent, m))
+    return Spec(host, Reject(m, with_=opts.get("with", "tcp reset" if m.proto == "tcp" else
+                                           "icmpx port-unreachable"),
+                             nth=nth, count=None if "count" not in opts else count))
+
+
 # --- applying -------------------------------------------------------------------------
 
 

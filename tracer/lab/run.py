@@ -62,7 +62,7 @@ SCENARIO_USER = "nobody"
 
 @dataclass(frozen=True)
 class Scenario:
-    """A scenario file and the metadata it declares."""
+    """A scenario file and the metadata it declares (see docs/scenarios.md)."""
 
     name: str
     path: Path
@@ -71,6 +71,12 @@ class Scenario:
     proto: str
     port: int
     has_server: bool
+    notice: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    hosts: str = "two"  # "two" (a veth pair) or "loopback" (one host on lo)
+    impair: tuple[str, ...] = ()  # impairment specs (tracer.lab.impair.parse_spec)
+    expect: str = ""  # the expected packets and calls (tracer.core.expect)
+    timeout: float = 10.0
+    topic: str = ""  # the folder under scenarios/ ("tcp", "udp"), "" for others
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,12 +129,34 @@ def read_scenario(path: Path) -> Scenario:
             return {"en": en, "zh": str(v.get("zh", en))}
         return {"en": str(v or name), "zh": str(v or name)}
 
-    return Scenario(name, path, texts("TITLE"), texts("DESCRIPTION"), str(proto), port, "server" in funcs)
+    notice: dict[str, tuple[str, ...]] = {}
+    raw_notice = values.get("NOTICE", {})
+    if isinstance(raw_notice, dict):
+        en = tuple(str(x) for x in raw_notice.get("en", ()))
+        notice = {"en": en, "zh": tuple(str(x) for x in raw_notice.get("zh", en))}
+    hosts = values.get("HOSTS", "two")
+    if hosts not in ("two", "loopback"):
+        raise _bad(path, 'HOSTS must be "two" or "loopback"', 'HOSTS 必须是 "two" 或 "loopback"')
+    impair = values.get("IMPAIR", ())
+    if not isinstance(impair, (list, tuple)) or not all(isinstance(x, str) for x in impair):
+        raise _bad(path, "IMPAIR must be a list of strings", "IMPAIR 必须是字符串列表")
+    expect = values.get("EXPECT", "")
+    timeout = values.get("TIMEOUT", 10.0)
+    if not isinstance(expect, str) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise _bad(path, "EXPECT must be a string and TIMEOUT a number > 0",
+                   "EXPECT 必须是字符串，TIMEOUT 必须是大于 0 的数")
+    topic = path.parent.name if path.parent.parent == SCENARIO_DIR else ""
+    return Scenario(name, path, texts("TITLE"), texts("DESCRIPTION"), str(proto), port, "server" in funcs,
+                    notice, str(hosts), tuple(impair), expect, float(timeout), topic)
+
+
+def _builtin_files() -> list[Path]:
+    return sorted(p for p in SCENARIO_DIR.rglob("*.py") if not p.name.startswith("_"))
 
 
 def list_scenarios() -> list[Scenario]:
-    """The built-in scenarios, by name."""
-    return [read_scenario(p) for p in sorted(SCENARIO_DIR.glob("*.py")) if not p.name.startswith("_")]
+    """The built-in scenarios (every topic folder), by topic then name."""
+    return sorted((read_scenario(p) for p in _builtin_files()), key=lambda s: (s.topic, s.name))
 
 
 def find_scenario(name_or_path: str) -> Scenario:
@@ -138,7 +166,8 @@ def find_scenario(name_or_path: str) -> Scenario:
         if not p.is_file():
             raise UsageError(f"no scenario file {name_or_path}", f"没有场景文件 {name_or_path}")
         return read_scenario(p.resolve())
-    builtin = SCENARIO_DIR / f"{name_or_path}.py"
+    found = [f for f in _builtin_files() if f.stem == name_or_path]
+    builtin = found[0] if found else SCENARIO_DIR / f"{name_or_path}.py"
     if name_or_path.startswith("_") or not builtin.is_file():
         names = ", ".join(s.name for s in list_scenarios())
         raise UsageError(f"no scenario named {name_or_path!r}; built-in scenarios: {names}",
@@ -380,6 +409,20 @@ def _capture_meta(st: CaptureStats) -> dict[str, str]:
     return out
 
 
+def _impair(stack: contextlib.ExitStack, lab: Lab, sc: Scenario) -> None:
+    """Put the scenario's impairments in force on its hosts until ``stack`` closes."""
+    from tracer.lab import impair
+
+    specs = [impair.parse_spec(s, sc.port) for s in sc.impair]
+    hosts = {"client": lab.client, "server": lab.server}
+    for name, host in hosts.items():
+        rules = [s.impairment for s in specs if s.host == name and s.impairment is not None]
+        if rules:
+            stack.enter_context(impair.apply(host, rules))
+        if any(s.host == name and s.impairment is None for s in specs):
+            stack.enter_context(impair.one_segment_per_frame(host))
+
+
 def _source_text(sc: Scenario) -> str:
     """The scenario's code, kept in the capture so a replay can show the line of each call."""
     try:
@@ -450,9 +493,11 @@ def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = Fals
                         progress(live, analyze(live))
 
             try:
-                sniffer.start()
-                poll()
-                error = _play(lab, sc, tmp, parts, states, timeout, poll)
+                with contextlib.ExitStack() as impaired:
+                    _impair(impaired, lab, sc)
+                    sniffer.start()
+                    poll()
+                    error = _play(lab, sc, tmp, parts, states, timeout, poll)
             except KeyboardInterrupt:
                 interrupted = True
             finally:

@@ -10,8 +10,20 @@ DESCRIPTION = {
     "zh": "客户端发送一个数据报；服务器收到后以大写发回。"
           "只有两个数据报，没有连接：close() 不发送任何数据包。",
 }
+NOTICE = {
+    "en": ["No handshake: the first packet already carries the data.",
+           "Each sendto() is exactly one datagram; close() sends nothing."],
+    "zh": ["没有握手：第一个数据包就携带数据。",
+           "每次 sendto() 恰好是一个数据报；close() 不发送任何数据包。"],
+}
 PROTO = "udp"
 PORT = 7779
+EXPECT = """
+c > s  udp  len=10   sendto()
+s      recvfrom()
+s > c  udp  len=10   sendto()
+c      recvfrom()
+"""
 
 
 def server(host, port):
