@@ -19,8 +19,8 @@ against the real run.  Notation (``#`` starts a comment; columns are free)::
   datagram was sent to).
 - Flags in tcpdump's letters: ``S`` SYN, ``F`` FIN, ``R`` RST, ``P`` PSH, ``U`` URG,
   ``E`` ECE, ``W`` CWR, ``.`` ACK; a letter followed by ``?`` may or may not be set,
-  every other flag must be exactly as written; ``*`` any flags.  ``udp``, ``icmp``
-  or ``icmpv6`` instead of flags for other protocols.
+  every other flag must be exactly as written; ``*`` any flags.  ``udp``, ``icmp``,
+  ``icmpv6`` (or any protocol name tracer gives, spaces as ``-``) for other protocols.
 - Cause: ``name()`` (the recorded call that made it), ``call`` (any call),
   ``kernel`` or ``kernel:REASON`` (a reason name of ``tracer.core.reasons``),
   ``*`` or nothing (any cause).
@@ -136,8 +136,8 @@ def _packet_line(no: int, line: str, tok: list[str]) -> PacketLine:
         raise ExpectError("a packet line is: SENDER > RECEIVER FLAGS [extras] [cause]")
     kw: dict[str, object] = {"lineno": no, "text": line, "sender": tok[0], "proto": "tcp"}
     what = tok[3]
-    if what in ("udp", "icmp", "icmpv6"):
-        kw["proto"] = what
+    if re.fullmatch(r"[a-z][a-z0-9\-]*", what):
+        kw["proto"] = what  # udp, icmp, icmpv6, or any other protocol tracer names (arp, ...)
     elif what == "*":
         kw["any_flags"] = True
         kw["proto"] = "*"
@@ -225,7 +225,8 @@ class _Rows:
         return cls(trace, analysis, port, sender)
 
     def proto(self, i: int) -> str:
-        return self.trace.packets.proto_name(i)
+        # One word, as in the notation ("ethertype 0x88cc" -> "ethertype-0x88cc").
+        return self.trace.packets.proto_name(i).replace(" ", "-")
 
     def end_state(self, i: int, side: str) -> TcpState | None:
         """The TCP state of the client (``c``) or server end after packet ``i``."""
@@ -353,6 +354,21 @@ def match(trace: Trace, analysis: Analysis, expect: str | list[Line], port: int)
         key = (k, i, prev)
         if key in memo:
             return memo[key]
+        # Lines that match exactly one packet leave no choice: walk them without recursing
+        # (a capture's own description has a line per packet).
+        done: list[tuple[int, int]] = []
+        while k < len(pkt_lines):
+            ln = pkt_lines[k]
+            if not (isinstance(ln, PacketLine) and ln.lo == 1 and ln.hi == 1):
+                break
+            if (k, i) > (best[0], best[1]):
+                best[0], best[1] = k, i
+            prev_t = int(ts[prev]) if prev is not None else None
+            if i >= n or _why_not(ln, rows, i, prev_t) is not None:
+                memo[key] = None
+                return None
+            done.append((k, i))
+            prev, i, k = i, i + 1, k + 1
         if (k, i) > (best[0], best[1]):
             best[0], best[1] = k, i
         res: list[tuple[int, int]] | None = None
@@ -382,6 +398,7 @@ def match(trace: Trace, analysis: Analysis, expect: str | list[Line], port: int)
                     if rest is not None:
                         res = [(k, x) for x in taken[:m]] + rest
                         break
+        res = None if res is None else done + res
         memo[key] = res
         return res
 
