@@ -38,6 +38,11 @@ def test_scenario_behaves_as_its_expect_says(sc, tmp_path: Path) -> None:  # typ
     assert out.is_file()
 
 
+def _check(path: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tracer", "run", str(path), "--check", "--out", str(out)],
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_readme_example_scenario_runs_and_checks(tmp_path: Path) -> None:
     """The complete example in README.md is a working user scenario of at most 15 lines."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
@@ -45,12 +50,10 @@ def test_readme_example_scenario_runs_and_checks(tmp_path: Path) -> None:
     assert len(code.splitlines()) <= 15
     path = tmp_path / "shout.py"
     path.write_text(code)
-    proc = subprocess.run([sys.executable, "-m", "tracer", "run", str(path), "--check",
-                           "--out", str(tmp_path / "shout.pcapng")], capture_output=True, text=True, timeout=60)
+    proc = _check(path, tmp_path / "shout.pcapng")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # And a false claim is caught: accept() does not send the SYN-ACK.
     path.write_text(code.replace("kernel:listen_queue_synack", "accept()"))
-    proc = subprocess.run([sys.executable, "-m", "tracer", "run", str(path), "--check",
-                           "--out", str(tmp_path / "wrong.pcapng")], capture_output=True, text=True, timeout=60)
+    proc = _check(path, tmp_path / "wrong.pcapng")
     assert proc.returncode == 6, proc.stdout + proc.stderr
     assert "did NOT behave as expected" in proc.stdout and "kernel:listen_queue_synack" in proc.stdout

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CAPTURES, corpus_files
 
+from conftest import CAPTURES, corpus_files
 from tracer.cli import load
 from tracer.core.expect import ExpectError, describe, match, parse
 from tracer.lab.impair import Drop, Loss, Reject, parse_spec
@@ -20,7 +20,7 @@ HELLO = CAPTURES / "hello.pcapng"
 
 
 def _server_port(path: Path) -> int:
-    trace, analysis = load(str(path))
+    _trace, analysis = load(str(path))
     for s in analysis.tcp_streams + analysis.udp_streams:
         server = s.b if (s.client or s.a) == s.a else s.a
         return int(server.rpartition(":")[2])
