@@ -497,8 +497,8 @@ def _call_ok(ln: CallLine, c: SocketCall) -> bool:
     if ln.result is None:
         return True
     err = c.errno or (c.result if c.call == "connect_ex" and (c.result or "").startswith("E") else None)
-    if ln.result.startswith("E"):
-        return err == ln.result
+    if err is not None or ln.result.startswith("E") or ln.result.endswith("Error"):
+        return err == ln.result  # an errno name, or an exception without one (TimeoutError)
     if ln.result == ">0":
         return err is None and (c.result or "").split(" ")[0].isdigit() and int(
             (c.result or "0").split(" ")[0]) > 0

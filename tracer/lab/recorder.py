@@ -459,7 +459,8 @@ def _call(cid: int, en: dict[str, Any], ex: dict[str, Any] | None) -> SocketCall
     return SocketCall(
         id=cid, call=str(en["call"]), side=str(en.get("side", "")), pid=int(en["pid"]),
         tid=_int(en.get("tid", 0)), fd=int(fd) if isinstance(fd, int) and fd >= 0 else None,
-        args=args, result=_opt_str(ex.get("result")), errno=_opt_str(ex.get("errno")),
+        # A failure without an errno (Python's socket timeout) is named by its exception.
+        args=args, result=_opt_str(ex.get("result")), errno=_opt_str(ex.get("errno") or ex.get("exc")),
         t_enter_ns=int(ex.get("t0", en["t"])), t_exit_ns=int(ex["t"]) if "t" in ex else None,
         local=_opt_str(ex.get("local")), remote=_opt_str(ex.get("remote")),
         proto=_opt_str(ex.get("proto")), process=Path(file).name if file else "",
