@@ -24,7 +24,8 @@ against the real run.  Notation (``#`` starts a comment; columns are free)::
 - Cause: ``name()`` (the recorded call that made it), ``call`` (any call),
   ``kernel`` or ``kernel:REASON`` (a reason name of ``tracer.core.reasons``),
   ``*`` or nothing (any cause).
-- Extras: ``len=N``, ``len>0``, ``win=0``, ``[flag]`` (a tshark analysis flag that
+- Extras: ``len=N``, ``len>0``, ``win=0``, ``ip=4``/``ip=6``, ``stream=N`` (tshark's
+  tcp.stream/udp.stream), ``[flag]`` (a tshark analysis flag that
   must be set, e.g. ``[retransmission]``, ``[dup_ack]``; ``[-flag]`` must not be),
   ``c=STATE``/``s=STATE`` (that end's TCP state after the packet, e.g.
   ``c=TIME-WAIT``), ``xN``, ``xN+``, ``xN-M`` (repeat), ``dt>=T``/``dt<=T``
@@ -72,6 +73,8 @@ class PacketLine:
     cause: str = "*"  # "*", "call", "kernel", "kernel:REASON" or a call name
     length: str | None = None  # "=N", ">0"
     win: int | None = None
+    ip: int | None = None  # 4 or 6
+    stream: int | None = None  # tcp.stream / udp.stream index
     flags_set: tuple[AnalysisFlag, ...] = ()
     flags_unset: tuple[AnalysisFlag, ...] = ()
     states: tuple[tuple[str, TcpState], ...] = ()
@@ -170,6 +173,12 @@ def _packet_line(no: int, line: str, tok: list[str]) -> PacketLine:
             if not t[4:].isdigit():
                 raise ExpectError("win=N needs a number")
             kw["win"] = int(t[4:])
+        elif t in ("ip=4", "ip=6"):
+            kw["ip"] = int(t[3])
+        elif t.startswith("stream="):
+            if not t[7:].isdigit():
+                raise ExpectError("stream=N needs a number")
+            kw["stream"] = int(t[7:])
         elif t.startswith("[") and t.endswith("]"):
             name = t[1:-1]
             neg = name.startswith("-")
@@ -272,6 +281,10 @@ def _why_not(p: PacketLine, rows: _Rows, i: int, prev_t: int | None) -> str | No
             return f"len={n}"
     if p.win is not None and int(t.window[i]) != p.win:
         return f"win={int(t.window[i])}"
+    if p.ip is not None and int(t.ip_version[i]) != p.ip:
+        return f"ip={int(t.ip_version[i])}"
+    if p.stream is not None and int(a.stream[i]) != p.stream:
+        return f"stream={int(a.stream[i])}"
     bits = int(a.flags[i])
     for f in p.flags_set:
         if not bits >> f.value & 1:
