@@ -13,6 +13,7 @@ against the real run.  Notation (``#`` starts a comment; columns are free)::
     c > s  S  x2+  dt>=0.8  kernel:syn_retransmission
     s > c  icmp  kernel:icmp_port_unreachable
     c      recv() = ECONNREFUSED
+    s      recv() = 0  later                      returns after the packet above, maybe after more
 
 - Sender/receiver: ``c`` (client), ``s`` (server) or ``*``.  The server is the end
   whose port is the scenario's ``PORT`` (for an ICMP error: the host the quoted
@@ -32,8 +33,8 @@ against the real run.  Notation (``#`` starts a comment; columns are free)::
   (seconds since the previous matched packet).
 - Packets are matched strictly, in order, every one (``...`` skips any number).
   Call lines are matched in order among the recorded calls, each after the packet
-  line above it and before the packet line below it; calls that are not written
-  down are ignored.
+  line above it and before the packet line below it (``later``: any time after the
+  one above); calls that are not written down are ignored.
 
 Pure: the core's data in, a ``Match`` out; ``describe`` writes a trace's packets
 in the notation (a starting point for a new scenario's expectation).
@@ -91,6 +92,7 @@ class CallLine:
     side: str  # "c", "s" or "*"
     call: str
     result: str | None = None  # an errno name, a value, ">0" or None for any
+    later: bool = False  # may return after the packets of the lines below it too
 
 
 @dataclass(frozen=True)
@@ -124,14 +126,18 @@ def _parse_line(no: int, line: str) -> Line:
         raise ExpectError("a line starts with c, s, * or is ...")
     if len(tok) >= 2 and tok[1] == ">":
         return _packet_line(no, line, tok)
+    usage = "a call line is: SIDE name() [= RESULT] [later]"
+    later = tok[-1] == "later"
+    if later:
+        tok = tok[:-1]
     if len(tok) < 2 or not tok[1].endswith("()"):
-        raise ExpectError("a call line is: SIDE name() [= RESULT]")
+        raise ExpectError(usage)
     result = None
-    if len(tok) >= 4 and tok[2] == "=":
+    if len(tok) == 4 and tok[2] == "=":
         result = tok[3]
     elif len(tok) != 2:
-        raise ExpectError("a call line is: SIDE name() [= RESULT]")
-    return CallLine(no, line, tok[0], tok[1][:-2], result)
+        raise ExpectError(usage)
+    return CallLine(no, line, tok[0], tok[1][:-2], result, later)
 
 
 def _packet_line(no: int, line: str, tok: list[str]) -> PacketLine:
@@ -456,7 +462,7 @@ def _check_calls(lines: list[Line], pkt_lines: Sequence[Line], found: list[tuple
         if not isinstance(ln, CallLine):
             continue
         after = _bound(lines[:idx][::-1], by_line, last=True)
-        before = _bound(lines[idx + 1:], by_line, last=False)
+        before = None if ln.later else _bound(lines[idx + 1:], by_line, last=False)
         lo = int(ts[after]) if after is not None else None
         hi = int(ts[before]) if before is not None else None
         hit = None
