@@ -57,3 +57,25 @@ def test_readme_example_scenario_runs_and_checks(tmp_path: Path) -> None:
     proc = _check(path, tmp_path / "wrong.pcapng")
     assert proc.returncode == 6, proc.stdout + proc.stderr
     assert "did NOT behave as expected" in proc.stdout and "kernel:listen_queue_synack" in proc.stdout
+
+
+CATALOGUE = [
+    "hello", "echo", "udp-echo", "time-server", "udp-oneway", "handshake", "close-client-first",
+    "close-server-first", "half-close", "rst-unread", "rst-linger", "refused", "udp-unreachable",
+    "simultaneous-close", "backlog-full", "synack-lost", "data-lost", "many-clients", "addr-in-use",
+    "stream-vs-datagram", "nagle", "keepalive", "zero-window", "ipv6",
+]
+
+
+def test_tracer_list_shows_the_whole_catalogue() -> None:
+    """The issue's 24 lessons, under exactly these names, each once, by topic."""
+    assert len(CATALOGUE) == 24
+    proc = subprocess.run([sys.executable, "-m", "tracer", "list"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert sorted(names) == sorted(CATALOGUE)
+    assert "[tcp]" in proc.stdout and "[udp]" in proc.stdout
+    zh = subprocess.run([sys.executable, "-m", "tracer", "list", "--lang", "zh"], capture_output=True,
+                        text=True, timeout=30).stdout
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in zh)

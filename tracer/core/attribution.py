@@ -296,6 +296,39 @@ def _is_icmp_error(proto: int, icmp_type: int) -> bool:
     return 0 <= icmp_type < 128  # ICMPv6 error messages are types 0-127
 
 
+_PROBE_LOOKBACK = 10_000  # rows searched back for the peer's last segment (probes are rare)
+
+
+def _zero_window_probes(t: PacketTable, s: StreamColumns, reason: I16) -> None:
+    """Keep-alive-shaped segments sent while the peer's window is closed are zero-window
+    probes: Linux's persist timer probes with an empty segment at SND.UNA-1, the shape
+    tshark calls a keep-alive (it only knows one-byte probes).  Their answers follow."""
+    ka, ka_ack = reason_code("keep_alive"), reason_code("keep_alive_ack")
+    zwp, zwp_ack, zw = (reason_code(r) for r in ("zero_window_probe", "zero_window_probe_ack", "zero_window"))
+    for i in np.flatnonzero(reason == ka).tolist():
+        j = _peer_before(t, s, i)
+        if j >= 0 and int(t.window[j]) == 0:
+            reason[i] = zwp
+    probes = np.flatnonzero(reason == zwp)
+    if not probes.size:
+        return
+    # The answers: a keep-alive ACK, or (as tshark flags it) a zero-window ACK, after a probe.
+    answers = np.flatnonzero((reason == ka_ack) | (reason == zw))
+    for i in answers[answers > probes[0]].tolist():
+        j = _peer_before(t, s, i)
+        if j >= 0 and reason[j] == zwp:
+            reason[i] = zwp_ack
+
+
+def _peer_before(t: PacketTable, s: StreamColumns, i: int) -> int:
+    """The last row before ``i`` sent by the other end of ``i``'s TCP stream, or -1."""
+    st, d = int(s.stream[i]), int(s.direction[i])
+    lo = max(0, i - _PROBE_LOOKBACK)
+    peer = (s.stream[lo:i] == st) & (s.direction[lo:i] == 1 - d) & (t.proto[lo:i] == PROTO_TCP)
+    cand = np.flatnonzero(peer)
+    return lo + int(cand[-1]) if cand.size else -1
+
+
 def infer_causes(
     t: PacketTable, s: StreamColumns, a: SeqColumns, state_a: I8, state_b: I8
 ) -> CauseColumns:
@@ -322,6 +355,7 @@ def infer_causes(
         call[m.rows] = c
         del r, b, c
         side[m.rows] = _sides(tcp_dirs, s.stream[m.rows], m.key & 1)
+        _zero_window_probes(t, s, reason)
 
     udp = np.flatnonzero((proto == PROTO_UDP) & (s.stream >= 0) & (s.direction >= 0))
     reason[udp] = reason_code("udp_datagram")

@@ -91,7 +91,8 @@ _EN: dict[str, str] = {
     ),
     "zero_window_probe_ack": "<Sc>'s kernel answers a zero-window probe; its window is still closed.",
     "keep_alive": (
-        "<Sc>'s kernel sends a keep-alive probe (SO_KEEPALIVE) to check that the idle <P> is still there."
+        "<Sc>'s kernel sends a keep-alive probe (SO_KEEPALIVE): the connection has been idle, and the "
+        "probe checks that <P> is still there."
     ),
     "keep_alive_ack": "<Sc>'s kernel answers a keep-alive probe: the connection is still alive.",
     "dup_ack": (
@@ -207,7 +208,7 @@ _ZH: dict[str, str] = {
         "<P>通告了零窗口，<S>的内核用一个字节探测窗口何时重新打开；这个数据包不是 send() 调用引起的。"
     ),
     "zero_window_probe_ack": "<S>的内核应答零窗口探测；它的窗口仍然关闭。",
-    "keep_alive": "<S>的内核发送保活探测（SO_KEEPALIVE），检查空闲的<P>是否仍然存在。",
+    "keep_alive": "<S>的内核发送保活探测（SO_KEEPALIVE）：连接已空闲，探测用来检查<P>是否仍然存在。",
     "keep_alive_ack": "<S>的内核应答保活探测：连接仍然有效。",
     "dup_ack": (
         "<S>的内核重复上一个确认号：收到的报文段暂时无法使用（乱序，前面的数据缺失）或者已经收到过；"
