@@ -212,13 +212,31 @@ class Lab:
             _wait_listening(proc)
             yield proc
         finally:
-            time.sleep(0.05)  # let the last frames reach the packet socket
+            # Frames still in the ring at SIGINT are lost: wait until tcpdump has written
+            # them (-U writes each packet), i.e. the file stopped growing (a busy CPU slows it).
+            _wait_file_quiet(Path(path), quiet=0.15, limit=5.0)
             proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _wait_file_quiet(path: Path, quiet: float, limit: float) -> None:
+    """Return once ``path`` has not grown for ``quiet`` s (at most ``limit`` s in all)."""
+    deadline = time.monotonic() + limit
+    size, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            now = path.stat().st_size
+        except OSError:
+            now = -1
+        if now != size:
+            size, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.02)
 
 
 _QUIET_RULES = """
