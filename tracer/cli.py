@@ -1,5 +1,6 @@
 """The ``tracer`` command: replay a capture as a ladder, export it, show one packet,
-run a scenario in the live lab (``run``) or list the scenarios (``list``).
+run a scenario in the live lab (``run``), trace any programs there under strace
+(``trace``, docs/trace.md) or list the scenarios (``list``).
 
 Every failure the user can cause ends as one line ``tracer: error: ...`` on
 stderr (Simplified Chinese with ``--lang zh``) and a documented exit code
@@ -57,6 +58,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "bad_expect": "scenario {name}: EXPECT {why}",
         "check_ok": "tracer: check: {name} behaves as expected ({detail})",
         "check_failed": "tracer: check: {name} did NOT behave as expected",
+        "trace_no_client": "tracer trace needs a client: --client 'CMD' or -- PROGRAM [ARG...]",
+        "trace_two_clients": "tracer trace takes --client 'CMD' or -- PROGRAM [ARG...], not both",
+        "trace_replay": "tracer: note: to see it in the interactive UI: tracer replay {path}",
     },
     "zh": {
         "error": "tracer: 错误: {msg}",
@@ -77,6 +81,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "bad_expect": "场景 {name}：EXPECT {why}",
         "check_ok": "tracer: 检查：{name} 的行为符合预期（{detail}）",
         "check_failed": "tracer: 检查：{name} 的行为与预期不符",
+        "trace_no_client": "tracer trace 需要一个客户端：--client '命令' 或 -- 程序 [参数...]",
+        "trace_two_clients": "tracer trace 只接受 --client '命令' 或 -- 程序 [参数...] 之一，不能同时使用",
+        "trace_replay": "tracer: 提示: 在交互界面中查看：tracer replay {path}",
     },
 }
 
@@ -145,6 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop the scenario after S s (default: the scenario's TIMEOUT, else 10)")
     run.add_argument("--check", action="store_true",
                      help="compare the run with the scenario's EXPECT; print the difference, exit 6 if any")
+    tr = sub.add_parser(
+        "trace", parents=[common, view],
+        help="run any programs in the lab under strace and save the capture with their socket calls")
+    tr.add_argument("--server", default=None, metavar="CMD",
+                    help="the server's command line (sh -c), started first in the server host")
+    tr.add_argument("--client", default=None, metavar="CMD",
+                    help="the client's command line (sh -c); {server} is the server host's address")
+    tr.add_argument("program", nargs="*", metavar="PROGRAM",
+                    help="after --: one program and its arguments, run as the client")
+    tr.add_argument("--out", default=None, metavar="FILE",
+                    help="pcapng to write (default: captures/trace-PROGRAM-TIME)")
+    tr.add_argument("--no-tui", action="store_true", help="print the text ladder (tracer trace always does)")
+    tr.add_argument("--loopback", action="store_true", help="one host on lo instead of two on a veth pair")
+    tr.add_argument("--timeout", type=float, default=10.0, metavar="S", help="stop the programs after S s")
+    tr.add_argument("--strace-dir", default=None, metavar="DIR",
+                    help="also keep strace's output and what the programs printed in DIR")
     sub.add_parser("list", parents=[common], help="list the built-in scenarios")
     return p
 
@@ -399,6 +422,46 @@ def _report_run(trace: Trace, path: Path, lang: str) -> None:
                states=len(trace.kernel_states)), file=sys.stderr, flush=True)
 
 
+def cmd_trace(args: argparse.Namespace, lang: str) -> int:
+    """``tracer trace``: programs tracer did not write, under strace in the lab (docs/trace.md).
+
+    Always the text ladder: the live UI runs scenarios only (``tracer.tui.live``)."""
+    import shlex
+
+    from tracer.lab.run import signals_as_interrupt
+    from tracer.lab.trace_cmd import trace_programs
+
+    opts = _ladder_args(args, lang)
+    if not args.timeout > 0:
+        raise UsageError(*_both("bad_timeout", value=args.timeout))
+    if args.program and args.client is not None:
+        raise UsageError(*_both("trace_two_clients"))
+    client = args.client
+    if args.program:  # one word: a command line; several: quoted word by word
+        client = args.program[0] if len(args.program) == 1 else shlex.join(args.program)
+    if not client:
+        raise UsageError(*_both("trace_no_client"))
+    with signals_as_interrupt():
+        res = trace_programs(args.server, client, Path(args.out) if args.out else None,
+                             loopback=args.loopback, lang=lang, timeout=args.timeout,
+                             strace_dir=Path(args.strace_dir) if args.strace_dir else None)
+    for side in ("server", "client"):  # what the programs printed, before tracer's own lines
+        for line in res.trace.meta.extra.get(f"trace.{side}.output", "").splitlines():
+            print(f"[{side}] {line}", file=sys.stderr)
+    _report_run(res.trace, res.path, lang)
+    if res.interrupted:
+        print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _write_ladder(_stdout_text(), res.trace, res.analysis, opts)
+    if not args.no_tui and sys.stdout.isatty():
+        print(_msg("trace_replay", lang, path=res.path), file=sys.stderr)
+    if res.error is not None:
+        text = res.error.message_zh if lang == "zh" else res.error.message
+        print(_msg("error", lang, msg=text), file=sys.stderr)
+        return res.error.exit_code
+    return 0
+
+
 def cmd_list(lang: str) -> int:
     from tracer.lab.run import list_scenarios
 
@@ -439,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_show(args, lang)
         if args.command == "run":
             return cmd_run(args, lang)
+        if args.command == "trace":
+            return cmd_trace(args, lang)
         if args.command == "list":
             return cmd_list(lang)
         return cmd_export(args, lang)

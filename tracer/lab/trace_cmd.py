@@ -1,0 +1,381 @@
+"""``tracer trace``: programs tracer did not write, in the lab, under strace.
+
+``trace_programs(server, client, out)`` builds a ``Lab`` (two hosts on a veth pair,
+or one on ``lo``), starts the ``Sniffer`` on the server's interface, then runs each
+command line with ``sh -c`` inside its host's namespace under ``strace``
+(``tracer.lab.strace.strace_argv``), with ``TRACER_SERVER`` (and ``TRACER_SERVER6``)
+in the environment and ``{server}`` (``{server6}``) in the command replaced by the
+server host's address.  The server goes first; the client starts once the server's
+namespace has a listening TCP socket or a bound UDP socket (``ss``).  When the client
+has ended, the server gets ``DRAIN`` seconds to end by itself and is then stopped
+(SIGTERM to every process strace traces, SIGKILL a second later).  The strace
+outputs become the calls (``tracer.lab.strace.parse``), the capture the packets, and
+one pcapng is saved exactly as ``tracer run`` saves it (``tracer.lab.run``).
+
+Errors (exit code 2, the capture is still saved, the error is also a warning in it):
+a command that exits with a non-zero status (a server only if it ended by itself),
+a server that never listens, the ``timeout`` for the whole run.  Without strace:
+``TracerError`` with exit code 5.  Ctrl-C / SIGTERM (as ``KeyboardInterrupt``) and
+``cancel`` stop the run and still save the capture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tracer.core.model import SocketCall, TraceWarning
+from tracer.core.trace import Trace
+from tracer.errors import EXIT_INPUT, EXIT_MISSING_TOOL, EXIT_PRIVILEGES, TracerError
+from tracer.lab.kernel_states import snapshot
+from tracer.lab.netns import Host, Lab
+from tracer.lab.run import (
+    PROGRESS_EVERY,
+    Progress,
+    RunResult,
+    _capture_meta,
+    _error_warning,
+    _hosts,
+    _ignore_signals,
+    _restore,
+    check_privileges,
+    default_output,
+)
+from tracer.lab.sniffer import Sniffer
+from tracer.lab.strace import Parsed, complete_endpoints, parse, strace_argv
+
+DRAIN = 0.3  # seconds the server may take to end by itself after the client
+STOP_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
+OUTPUT_KEEP = 16 << 10  # the last bytes of each program's output kept in the capture
+_POLL = 0.02
+_STOP_SIGNALS = frozenset({"SIGTERM", "SIGKILL"})
+_SIDE_ZH = {"server": "服务器端", "client": "客户端"}
+
+
+def require_strace() -> str:
+    """The path of strace, or a ``TracerError`` (exit 5) saying how to install it."""
+    path = shutil.which("strace")
+    if path is None:
+        raise TracerError(
+            "'strace' not found: tracer trace needs it to see the programs' socket calls; "
+            "install it with 'apt-get install strace'",
+            "找不到 'strace'：tracer trace 需要它来查看程序的套接字调用；请用 'apt-get install strace' 安装",
+            exit_code=EXIT_MISSING_TOOL)
+    return path
+
+
+@functools.cache
+def strace_has_ns(strace: str) -> bool:
+    """Whether this strace prints nanoseconds (``--timestamps=unix,ns``); raises if it cannot trace."""
+    why = ""
+    for ns in (True, False):
+        argv = [*strace_argv(strace, os.devnull, ns=ns), strace, "-V"]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+        if proc.returncode == 0:
+            return ns
+        lines = proc.stderr.strip().splitlines()
+        why = lines[-1] if lines else f"exit status {proc.returncode}"
+    raise TracerError(f"strace cannot trace programs here: {why}", f"strace 无法在此跟踪程序：{why}",
+                      exit_code=EXIT_PRIVILEGES)
+
+
+def _check_privileges() -> None:
+    try:
+        check_privileges()
+    except TracerError as e:
+        en, zh = (m.replace("tracer run", "tracer trace", 1) for m in (e.message, e.message_zh))
+        raise TracerError(en, zh, exit_code=e.exit_code) from None
+
+
+def command_name(command: str) -> str:
+    """A file-name-safe name for a command line: its program's name (``./a.out x`` -> ``a.out``)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    name = re.sub(r"[^A-Za-z0-9._-]", "", os.path.basename(words[0]) if words else "")[:40].strip(".")
+    return name or "program"
+
+
+def _tracees(strace_pid: int) -> list[int]:
+    """The processes (thread groups) that strace ``strace_pid`` traces."""
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/{entry.name}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    if int(line.split()[1]) == strace_pid:
+                        out.append(int(entry.name))
+                    break
+    return out
+
+
+class _Program:
+    """One command line running under strace in a host's namespace."""
+
+    def __init__(self, host: Host, side: str, command: str, env: dict[str, str], tmp: Path, strace: str,
+                 ns: bool) -> None:
+        self.side = side
+        self.command = command
+        self.log = tmp / f"{side}.strace"
+        self.out = tmp / f"{side}.out"
+        self.signalled = False  # tracer stopped it
+        argv = host.argv([*strace_argv(strace, self.log, ns=ns), "sh", "-c", command])
+        with open(self.out, "wb") as out:
+            # Own session: a terminal's Ctrl-C reaches tracer, which stops the programs itself.
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                         start_new_session=True)
+
+    def stop(self) -> None:
+        """SIGTERM every traced process, SIGKILL what is left after ``STOP_GRACE``; wait for strace."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                return
+            for pid in _tracees(self.proc.pid):
+                self.signalled = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=STOP_GRACE)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def parsed(self) -> Parsed:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        return parse(text, self.side, expected_signals=_STOP_SIGNALS if self.signalled else frozenset())
+
+    def output(self) -> str:
+        """The end of what the command printed (stdout and stderr together)."""
+        try:
+            with open(self.out, "rb") as f:
+                f.seek(max(0, self.out.stat().st_size - OUTPUT_KEEP))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def failure(self) -> tuple[str, str] | None:
+        """How the command failed (its exit status and last line of output), in English and Chinese."""
+        code = self.proc.poll()
+        if code is None or code == 0 or (self.signalled and _killed_by_stop(code)):
+            return None
+        if code < 0 and -code in _SIGNALS:
+            name = signal.Signals(-code).name
+            en, zh = f"killed by {name}", f"被 {name} 终止"
+        else:
+            en, zh = f"exit status {code}", f"退出状态 {code}"
+        lines = [x.strip() for x in self.output().splitlines() if x.strip()]
+        return (f"{en}: {lines[-1]}", f"{zh}：{lines[-1]}") if lines else (en, zh)
+
+
+_SIGNALS = {s.value for s in signal.Signals}
+
+
+def _killed_by_stop(code: int) -> bool:
+    """An exit status that tracer's own SIGTERM/SIGKILL explains (strace or sh reports it)."""
+    return code in (-signal.SIGTERM, -signal.SIGKILL, 128 + signal.SIGTERM, 128 + signal.SIGKILL)
+
+
+def _listening(host: Host) -> bool:
+    """Whether the host's namespace has a listening TCP socket or a bound UDP socket."""
+    out = host.run(["ss", "-H", "-t", "-u", "-l", "-n"], check=False, timeout=5).stdout
+    return any(line.strip() for line in out.splitlines())
+
+
+def _failed(side: str, why: tuple[str, str]) -> TracerError:
+    return TracerError(f"the {side} command failed ({why[0]})", f"{_SIDE_ZH[side]}命令失败（{why[1]}）",
+                       exit_code=EXIT_INPUT)
+
+
+def _timeout_error(timeout: float) -> TracerError:
+    return TracerError(
+        f"the traced commands did not finish within {timeout:g} s (--timeout); they were stopped",
+        f"被跟踪的命令未在 {timeout:g} 秒内结束（--timeout）；已被终止", exit_code=EXIT_INPUT)
+
+
+def _never_listened(timeout: float) -> TracerError:
+    return TracerError(
+        f"the server command did not listen on any TCP or UDP port within {timeout:g} s (--timeout); "
+        "the client was not started",
+        f"服务器端命令未在 {timeout:g} 秒内监听任何 TCP 或 UDP 端口（--timeout）；客户端未启动",
+        exit_code=EXIT_INPUT)
+
+
+def _play(lab: Lab, server: str | None, client: str, tmp: Path, programs: list[_Program], timeout: float,
+          strace: str, ns: bool, poll: Callable[[], None]) -> tuple[TracerError | None, str | None]:
+    """Run the commands; the error that ended the run, if any, and the side whose command failed."""
+    deadline = time.monotonic() + timeout
+    ip, ip6 = lab.server.ip, lab.server.ip6
+    env = {**os.environ, "TRACER_SERVER": ip, "TRACER_SERVER6": ip6}
+
+    def start(host: Host, side: str, command: str) -> _Program:
+        command = command.replace("{server}", ip).replace("{server6}", ip6)
+        prog = _Program(host, side, command, env, tmp, strace, ns)
+        programs.append(prog)
+        return prog
+
+    srv = None
+    if server is not None:
+        srv = start(lab.server, "server", server)
+        while not _listening(lab.server):
+            if srv.proc.poll() is not None:
+                en, zh = srv.failure() or ("exit status 0", "退出状态 0")
+                return _failed("server", (f"it ended before listening on a port; {en}",
+                                          f"它在监听端口之前就结束了；{zh}")), "server"
+            if time.monotonic() > deadline:
+                return _never_listened(timeout), None
+            time.sleep(_POLL)
+            poll()
+    cli = start(lab.client, "client", client)
+    while cli.proc.poll() is None:
+        if time.monotonic() > deadline:
+            return _timeout_error(timeout), None
+        time.sleep(_POLL)
+        poll()
+    if srv is not None:
+        end = min(time.monotonic() + DRAIN, deadline)
+        while srv.proc.poll() is None and time.monotonic() < end:
+            time.sleep(_POLL)
+            poll()
+    why = cli.failure()
+    if why is not None:
+        return _failed("client", why), "client"
+    if srv is not None and srv.proc.poll() is not None:
+        why = srv.failure()
+        if why is not None:
+            return _failed("server", why), "server"
+    return None, None
+
+
+def _calls(parsed: list[Parsed]) -> tuple[SocketCall, ...]:
+    calls = sorted((c for p in parsed for c in p.calls), key=lambda c: (c.t_enter_ns, c.side, c.id))
+    return tuple(dataclasses.replace(c, id=i) for i, c in enumerate(calls))
+
+
+def _placed(trace: Trace, w: TraceWarning) -> TraceWarning:
+    """A timed warning with the packet it follows (as ``tracer run`` places its error)."""
+    if w.t_ns is None or w.packet_no is not None:
+        return w
+    n = int(np.count_nonzero(trace.packets.ts_ns <= w.t_ns))
+    return dataclasses.replace(w, packet_no=n or None)
+
+
+def _meta(programs: list[_Program], loopback: bool, ns: bool) -> dict[str, str]:
+    out = {"lab": "loopback" if loopback else "veth", "trace.clock": "ns" if ns else "us"}
+    for prog in programs:
+        out[f"trace.{prog.side}.command"] = prog.command
+        out[f"trace.{prog.side}.output"] = prog.output()
+    return out
+
+
+def _live_trace(sniffer: Sniffer, programs: list[_Program], loopback: bool, ns: bool) -> Trace | None:
+    """What the run has captured and traced so far (the sniffer and strace flush as they go)."""
+    from tracer.pcap.reader import read_capture
+
+    if sniffer.path is None or not sniffer.path.exists() or sniffer.path.stat().st_size < 24:
+        return None
+    try:
+        trace = read_capture(sniffer.path)
+    except TracerError:
+        return None
+    meta = dataclasses.replace(trace.meta, extra={**trace.meta.extra, **_meta(programs, loopback, ns)})
+    calls = complete_endpoints(_calls([p.parsed() for p in programs]), trace.packets)
+    return dataclasses.replace(trace, calls=calls, meta=meta, warnings=())
+
+
+def trace_programs(server: str | None, client: str, out: Path | None = None, *, loopback: bool = False,
+                   lang: str = "en", timeout: float = 10.0, progress: Progress | None = None,
+                   cancel: threading.Event | None = None, strace_dir: Path | None = None) -> RunResult:
+    """Run ``server`` (optional) and ``client`` under strace in a fresh lab; save the attributed capture.
+
+    See the module docstring.  ``strace_dir``: also keep each side's strace output
+    (``server.strace``, ``client.strace``) and printed output (``*.out``) there.
+    """
+    from tracer.core.analyze import analyze
+    from tracer.pcap.writer import write_pcapng
+
+    strace = require_strace()
+    _check_privileges()
+    ns = strace_has_ns(strace)
+    path = out if out is not None else default_output(f"trace-{command_name(client)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="tracer-trace-"))
+    old: dict[int, object] = {}
+    try:
+        with Lab(prefix="trctrace", loopback=loopback) as lab:
+            programs: list[_Program] = []
+            sniffer = Sniffer(lab.server)
+            error: TracerError | None = None
+            failed: str | None = None  # the side whose command failed
+            interrupted = False
+            last = [0.0]
+
+            def poll() -> None:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
+                if progress is not None and time.monotonic() - last[0] >= PROGRESS_EVERY:
+                    last[0] = time.monotonic()
+                    live = _live_trace(sniffer, programs, loopback, ns)
+                    if live is not None:
+                        progress(live, analyze(live))
+
+            try:
+                sniffer.start()
+                poll()
+                error, failed = _play(lab, server, client, tmp, programs, timeout, strace, ns, poll)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                # From here to the lab's removal, signals must not cut the clean-up short.
+                old = _ignore_signals()
+                t_err = time.time_ns()
+                for prog in programs:
+                    prog.stop()
+            if sniffer.proc is None:
+                raise KeyboardInterrupt  # interrupted before the capture started: nothing to save
+            cap = sniffer.stop()
+            states = tuple(s for name, host in _hosts(lab) for s in snapshot(host, name, "end"))
+            parsed = [p.parsed() for p in programs]
+            trace = cap.trace
+            warnings = [*trace.warnings, *(_placed(trace, w) for p in parsed for w in p.warnings)]
+            if error is not None:
+                # A command's failure is placed where its last process ended.
+                ends = [pr.t_end_ns for prog, p in zip(programs, parsed, strict=True) if prog.side == failed
+                        for pr in p.processes if pr.t_end_ns is not None]
+                warnings.append(_error_warning(trace, error, max(ends) if ends else t_err))
+            meta = dataclasses.replace(trace.meta, extra={
+                **trace.meta.extra, **_meta(programs, loopback, ns), **_capture_meta(cap.stats)})
+            calls = complete_endpoints(_calls(parsed), trace.packets)
+            trace = dataclasses.replace(trace, calls=calls, kernel_states=states, meta=meta,
+                                        warnings=tuple(warnings))
+            analysis = analyze(trace)
+            write_pcapng(path, trace, analysis, lang=lang)
+            if strace_dir is not None:
+                strace_dir.mkdir(parents=True, exist_ok=True)
+                for prog in programs:
+                    for f in (prog.log, prog.out):
+                        if f.exists():
+                            shutil.copyfile(f, strace_dir / f.name)
+    finally:
+        _restore(old)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return RunResult(path, trace, analysis, error, interrupted)
