@@ -291,8 +291,12 @@ def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
 def test_unknown_or_invalid_scenario_is_one_line(tmp_path: Path) -> None:
     proc = tracer("run", "no-such-scenario")
     assert proc.returncode == EXIT_USAGE
+    want = "tracer: error: no scenario named 'no-such-scenario'; see: tracer list"
+    assert proc.stderr.splitlines() == [want]
+    proc = tracer("run", "synack-lsot")  # a typo: the closest names are offered
+    assert proc.returncode == EXIT_USAGE
     assert proc.stderr.splitlines() == [
-        "tracer: error: no scenario named 'no-such-scenario'; built-in scenarios: hello, refused, udp-echo"]
+        "tracer: error: no scenario named 'synack-lsot'; did you mean synack-lost? see: tracer list"]
     bad = tmp_path / "bad.py"
     bad.write_text("PORT = 1\n")
     proc = tracer("run", bad, "--lang", "zh")

@@ -1,12 +1,13 @@
 /* A TCP "hello" client in the style of the classic textbook examples (Stevens, UNP 1.2):
  * socket, connect, write a request, read the reply until the server closes, close.
  *
- * usage: tcp_client [-b] [-c] [HOST [PORT]]
- *   HOST  the server's IPv4 address; default: $TRACER_SERVER
- *   PORT  default 7777
- *   -b    non-blocking connect: O_NONBLOCK, connect() fails with EINPROGRESS,
- *         poll() until writable, getsockopt(SO_ERROR), then blocking again
- *   -c    crash (write through a NULL pointer) right after connecting
+ * usage: tcp_client [-b] [-c] [-d MS] [HOST [PORT]]
+ *   HOST   the server's IPv4 address; default: $TRACER_SERVER
+ *   PORT   default 7777
+ *   -b     non-blocking connect: O_NONBLOCK, connect() fails with EINPROGRESS,
+ *          poll() until writable, getsockopt(SO_ERROR), then blocking again
+ *   -c     crash (write through a NULL pointer) right after connecting
+ *   -d MS  wait MS milliseconds after connecting before writing the request
  * It prints one line per step on stdout, unbuffered, so a test can compare.
  */
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +28,21 @@ static void die(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    int nonblocking = 0, crash = 0, opt;
-    while ((opt = getopt(argc, argv, "bc")) != -1) {
+    int nonblocking = 0, crash = 0, delay_ms = 0, opt;
+    while ((opt = getopt(argc, argv, "bcd:")) != -1) {
         if (opt == 'b')
             nonblocking = 1;
         else if (opt == 'c')
             crash = 1;
+        else if (opt == 'd')
+            delay_ms = atoi(optarg);
         else
             return 2;
     }
     const char *host = optind < argc ? argv[optind] : getenv("TRACER_SERVER");
     int port = optind + 1 < argc ? atoi(argv[optind + 1]) : 7777;
     if (host == NULL) {
-        fprintf(stderr, "usage: tcp_client [-b] [-c] HOST [PORT] (or set TRACER_SERVER)\n");
+        fprintf(stderr, "usage: tcp_client [-b] [-c] [-d MS] HOST [PORT] (or set TRACER_SERVER)\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -82,6 +86,10 @@ int main(int argc, char **argv) {
     if (crash) {
         volatile int *nothing = NULL;
         *nothing = 1;
+    }
+    if (delay_ms > 0) {
+        struct timespec pause = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
     }
     const char *request = "client\n";
     ssize_t w = write(sockfd, request, strlen(request));

@@ -191,7 +191,7 @@ class Lab:
         self._created.clear()
 
     @contextlib.contextmanager
-    def tcpdump(self, host: Host, path: str | Path, *, snaplen: int = 65535, buffer_kib: int = 65536,
+    def tcpdump(self, host: Host, path: str | Path, *, snaplen: int = 65535, buffer_kib: int = 262144,
                 extra: Sequence[str] = (), immediate: bool = True) -> Iterator[subprocess.Popen[str]]:
         """Capture on ``host``'s interface to ``path`` with tcpdump until the block ends.
 
@@ -202,8 +202,10 @@ class Lab:
         # -Z root: tcpdump would otherwise drop to user "tcpdump" and fail to write
         # into a root-only directory (pytest tmp dirs, ~/.cache).  Immediate mode:
         # frames still in a TPACKET_V3 block at SIGINT would otherwise be lost.
-        # A ring of -B KiB holds about buffer/snaplen frames: with tcpdump's defaults
-        # (2 MiB, 256 KiB snaplen) only 8, and a burst overflows it.
+        # A ring of -B KiB holds about buffer/snaplen frames (immediate mode makes libpcap
+        # use TPACKET_V2: one snaplen-sized slot per frame): with tcpdump's defaults
+        # (2 MiB, 256 KiB snaplen) only 8; 256 MiB at 64 KiB gives ~4,000 slots, so a
+        # burst of a few thousand frames cannot overflow it however late tcpdump runs.
         mode = ["--immediate-mode"] if immediate else []
         argv = ["tcpdump", "-Z", "root", "-i", host.iface, "-s", str(snaplen), "-B", str(buffer_kib), *mode,
                 "-U", "-n", "-w", str(path), *extra]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import difflib
 import os
 import pwd
 import select
@@ -169,9 +170,12 @@ def find_scenario(name_or_path: str) -> Scenario:
     found = [f for f in _builtin_files() if f.stem == name_or_path]
     builtin = found[0] if found else SCENARIO_DIR / f"{name_or_path}.py"
     if name_or_path.startswith("_") or not builtin.is_file():
-        names = ", ".join(s.name for s in list_scenarios())
-        raise UsageError(f"no scenario named {name_or_path!r}; built-in scenarios: {names}",
-                         f"没有名为 {name_or_path!r} 的场景；内置场景：{names}")
+        # Too many to list in one line: the closest names, and where the list is.
+        close = difflib.get_close_matches(name_or_path, [f.stem for f in _builtin_files()], n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint_zh = f"是否想用 {', '.join(close)}？" if close else ""
+        raise UsageError(f"no scenario named {name_or_path!r}; {hint}see: tracer list",
+                         f"没有名为 {name_or_path!r} 的场景；{hint_zh}请看：tracer list")
     return read_scenario(builtin)
 
 
