@@ -407,3 +407,48 @@ def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
     assert app.live_outcome.interrupted and out.exists()
     trace, _ = load(str(out))
     assert len(trace.packets) >= 3
+
+
+_PY_SERVER = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+              "s.bind(('0.0.0.0', 7790)); s.listen(); c, _ = s.accept(); c.sendall(c.recv(100).upper()); "
+              "c.close()")
+_PY_CLIENT = ("import os, socket; s = socket.create_connection((os.environ['TRACER_SERVER'], 7790)); "
+              "s.sendall(b'hi'); s.recv(100); s.close()")
+
+
+@needs_root
+def test_live_mode_shows_a_traced_program(tmp_path: Path) -> None:
+    """tracer trace in the UI: plain Python processes under strace, rows as they arrive."""
+    import functools
+    import shlex
+    import sys
+
+    from tracer.lab.trace_cmd import trace_programs
+
+    out = tmp_path / "trace.pcapng"
+    run = functools.partial(trace_programs, f"{sys.executable} -c {shlex.quote(_PY_SERVER)}",
+                            f"{sys.executable} -c {shlex.quote(_PY_CLIENT)}", out)
+    app = TracerApp(live=LiveSpec(None, None, False, 10.0,
+                                  lambda progress, cancel: run(progress=progress, cancel=cancel), "python3"))
+
+    async def steps(pilot: Pilot[int]) -> None:
+        assert "live: python3" in _status(app)
+        for _ in range(300):
+            if not app.live_running:
+                break
+            await pilot.pause(0.05)
+        assert not app.live_running
+        await pilot.pause()
+        assert "saved" in _status(app)
+
+    drive(app, steps)
+    assert app.live_outcome.error is None and out.exists()
+    m = app.model
+    assert m is not None and app.trace is not None
+    assert len(app.trace.packets) >= 9  # handshake, 2 bytes each way, close
+    names = {c.call for c in app.trace.calls}
+    assert {"connect", "accept", "close"} <= names
+    # The SYN is the client's connect(), as the strace record says.
+    syn = next(i for i in range(len(app.trace.packets)) if int(app.trace.packets.tcp_flags[i]) == 0x02)
+    cid = int(app.analysis.cause_call_id[syn])  # type: ignore[union-attr]
+    assert next(c for c in app.trace.calls if c.id == cid).call == "connect"

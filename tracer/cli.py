@@ -60,7 +60,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "check_failed": "tracer: check: {name} did NOT behave as expected",
         "trace_no_client": "tracer trace needs a client: --client 'CMD' or -- PROGRAM [ARG...]",
         "trace_two_clients": "tracer trace takes --client 'CMD' or -- PROGRAM [ARG...], not both",
-        "trace_replay": "tracer: note: to see it in the interactive UI: tracer replay {path}",
     },
     "zh": {
         "error": "tracer: 错误: {msg}",
@@ -83,7 +82,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "check_failed": "tracer: 检查：{name} 的行为与预期不符",
         "trace_no_client": "tracer trace 需要一个客户端：--client '命令' 或 -- 程序 [参数...]",
         "trace_two_clients": "tracer trace 只接受 --client '命令' 或 -- 程序 [参数...] 之一，不能同时使用",
-        "trace_replay": "tracer: 提示: 在交互界面中查看：tracer replay {path}",
     },
 }
 
@@ -356,16 +354,7 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
         check_privileges()
         outcome = live(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
                        timeout=args.timeout, lang=lang)
-        res = outcome.result
-        if res is not None:
-            _report_run(res.trace, res.path, lang)  # type: ignore[attr-defined]
-        if outcome.interrupted:
-            if res is not None:
-                print(_msg("interrupted", lang, path=res.path), file=sys.stderr)  # type: ignore[attr-defined]
-            return EXIT_INTERRUPTED
-        if outcome.error is not None:
-            raise outcome.error
-        return 0
+        return _after_live(outcome, lang)
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
                            lang=lang, timeout=args.timeout)
@@ -378,6 +367,21 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
         text = res.error.message_zh if lang == "zh" else res.error.message
         print(_msg("error", lang, msg=text), file=sys.stderr)
         return res.error.exit_code
+    return 0
+
+
+def _after_live(outcome: object, lang: str) -> int:
+    """What the command says once the live UI of ``run``/``trace`` has closed."""
+    res = getattr(outcome, "result", None)
+    if res is not None:
+        _report_run(res.trace, res.path, lang)
+    if getattr(outcome, "interrupted", False):
+        if res is not None:
+            print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    error = getattr(outcome, "error", None)
+    if error is not None:
+        raise error
     return 0
 
 
@@ -423,9 +427,8 @@ def _report_run(trace: Trace, path: Path, lang: str) -> None:
 
 
 def cmd_trace(args: argparse.Namespace, lang: str) -> int:
-    """``tracer trace``: programs tracer did not write, under strace in the lab (docs/trace.md).
-
-    Always the text ladder: the live UI runs scenarios only (``tracer.tui.live``)."""
+    """``tracer trace``: programs tracer did not write, under strace in the lab (docs/trace.md);
+    shown live in the UI on a terminal, as ``tracer run`` does, else as the text ladder."""
     import shlex
 
     from tracer.lab.run import signals_as_interrupt
@@ -441,6 +444,20 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
         client = args.program[0] if len(args.program) == 1 else shlex.join(args.program)
     if not client:
         raise UsageError(*_both("trace_no_client"))
+    if _use_tui(args, lang):
+        import functools
+
+        from tracer.lab.run import check_privileges
+        from tracer.tui import live
+
+        check_privileges()
+        run = functools.partial(trace_programs, args.server, client, Path(args.out) if args.out else None,
+                                loopback=args.loopback, lang=lang, timeout=args.timeout,
+                                strace_dir=Path(args.strace_dir) if args.strace_dir else None)
+        outcome = live(None, None, loopback=args.loopback, timeout=args.timeout, lang=lang,
+                       runner=lambda progress, cancel: run(progress=progress, cancel=cancel),
+                       name=shlex.split(client)[0] if client.strip() else "trace")
+        return _after_live(outcome, lang)
     with signals_as_interrupt():
         res = trace_programs(args.server, client, Path(args.out) if args.out else None,
                              loopback=args.loopback, lang=lang, timeout=args.timeout,
@@ -453,8 +470,6 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
         print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
         return EXIT_INTERRUPTED
     _write_ladder(_stdout_text(), res.trace, res.analysis, opts)
-    if not args.no_tui and sys.stdout.isatty():
-        print(_msg("trace_replay", lang, path=res.path), file=sys.stderr)
     if res.error is not None:
         text = res.error.message_zh if lang == "zh" else res.error.message
         print(_msg("error", lang, msg=text), file=sys.stderr)

@@ -7,6 +7,7 @@ row model) import no Textual at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,11 +48,12 @@ def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None
     app.run()
 
 
-def live(scenario: object, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en"
-         ) -> LiveOutcome:
-    """Run a scenario in the lab while the app shows its rows as they arrive."""
+def live(scenario: object, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en",
+         runner: Callable[..., object] | None = None, name: str = "") -> LiveOutcome:
+    """Run a scenario (or ``runner(progress, cancel)``: tracer trace) in the lab while
+    the app shows its rows as they arrive."""
     from tracer.tui.app import LiveSpec, TracerApp
 
-    app = TracerApp(live=LiveSpec(scenario, out, loopback, timeout), lang=lang)
+    app = TracerApp(live=LiveSpec(scenario, out, loopback, timeout, runner, name), lang=lang)
     app.run()
     return app.live_outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,12 +43,15 @@ PANE_CYCLE = ("explain", "detail", "source")  # the one lower pane shown on a na
 
 @dataclass(frozen=True)
 class LiveSpec:
-    """A scenario to run in the lab while the app shows it (``tracer run``)."""
+    """A scenario to run in the lab while the app shows it (``tracer run``), or any
+    ``runner(progress, cancel) -> RunResult`` (``tracer trace``) shown under ``name``."""
 
     scenario: object  # tracer.lab.run.Scenario (kept untyped: the lab is imported lazily)
     out: Path | None
     loopback: bool
     timeout: float
+    runner: Callable[[Callable[[Trace, Analysis], None], threading.Event], object] | None = None
+    name: str = ""
 
 
 @dataclass
@@ -227,14 +231,19 @@ class TracerApp(App[int]):
             self.call_from_thread(self._live_update, trace, analysis)
 
         try:
-            res = run_scenario(spec.scenario, spec.out, loopback=spec.loopback,  # type: ignore[arg-type]
-                               lang=self.lang, timeout=spec.timeout, progress=progress, cancel=self._cancel)
+            if spec.runner is not None:
+                res = spec.runner(progress, self._cancel)
+            else:
+                res = run_scenario(spec.scenario, spec.out, loopback=spec.loopback,  # type: ignore[arg-type]
+                                   lang=self.lang, timeout=spec.timeout, progress=progress,
+                                   cancel=self._cancel)
         except TracerError as e:
             self.call_from_thread(self._live_finished, None, e, False)
         except KeyboardInterrupt:
             self.call_from_thread(self._live_finished, None, None, True)
         else:
-            self.call_from_thread(self._live_finished, res, res.error, res.interrupted)
+            self.call_from_thread(self._live_finished, res, getattr(res, "error", None),
+                                  bool(getattr(res, "interrupted", False)))
 
     def _live_update(self, trace: Trace, analysis: Analysis) -> None:
         if self.live_running:
@@ -298,7 +307,7 @@ class TracerApp(App[int]):
         name = self.source_name or (m.trace.meta.source if m is not None else "")
         if self.live is not None:
             sc = self.live.scenario
-            name = w["live"].format(name=getattr(sc, "name", "?"))
+            name = w["live"].format(name=self.live.name or getattr(sc, "name", "?"))
         status.append(f" {name}", style="bold")
         # What changes with each key comes first: a narrow terminal cuts the end of the line.
         if m is not None and len(m):
