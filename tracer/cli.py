@@ -19,7 +19,7 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from tracer import __version__
 from tracer.core.analysis import Analysis
@@ -33,6 +33,9 @@ from tracer.errors import (
     TracerError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from tracer.lab.run import RunResult
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `tracer ... | head`
 LANGS = ("en", "zh")
@@ -358,6 +361,11 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
                            lang=lang, timeout=args.timeout)
+    return _finish_text_run(res, opts, lang)
+
+
+def _finish_text_run(res: RunResult, opts: dict[str, object], lang: str) -> int:
+    """After a run without the UI: where it was saved, the ladder, the error if any."""
     _report_run(res.trace, res.path, lang)
     if res.interrupted:
         print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
@@ -465,16 +473,7 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
     for side in ("server", "client"):  # what the programs printed, before tracer's own lines
         for line in res.trace.meta.extra.get(f"trace.{side}.output", "").splitlines():
             print(f"[{side}] {line}", file=sys.stderr)
-    _report_run(res.trace, res.path, lang)
-    if res.interrupted:
-        print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    _write_ladder(_stdout_text(), res.trace, res.analysis, opts)
-    if res.error is not None:
-        text = res.error.message_zh if lang == "zh" else res.error.message
-        print(_msg("error", lang, msg=text), file=sys.stderr)
-        return res.error.exit_code
-    return 0
+    return _finish_text_run(res, opts, lang)
 
 
 def cmd_list(lang: str) -> int:

@@ -445,21 +445,48 @@ Progress = Callable[[Trace, Analysis], None]
 PROGRESS_EVERY = 0.1  # seconds between live snapshots
 
 
-def _live_trace(sniffer: Sniffer, parts: list[_Part], sc: Scenario, loopback: bool) -> Trace | None:
-    """What the run has captured and recorded so far (the sniffer flushes its file when idle)."""
+def captured_so_far(sniffer: Sniffer) -> Trace | None:
+    """The frames a running capture holds so far (the sniffer flushes its file when idle)."""
     from tracer.pcap.reader import read_capture
 
     if sniffer.path is None or not sniffer.path.exists() or sniffer.path.stat().st_size < 24:
         return None
     try:
-        trace = read_capture(sniffer.path)
+        return read_capture(sniffer.path)
     except TracerError:
+        return None
+
+
+def _live_trace(sniffer: Sniffer, parts: list[_Part], sc: Scenario, loopback: bool) -> Trace | None:
+    """What the run has captured and recorded so far."""
+    trace = captured_so_far(sniffer)
+    if trace is None:
         return None
     meta = dataclasses.replace(trace.meta, extra={**trace.meta.extra, "scenario": sc.name,
                                "scenario.source": _source_text(sc),
                                "lab": "loopback" if loopback else "veth"})
     # A record cut by the flush in progress is not a warning the user needs: it is read next time.
     return dataclasses.replace(trace, calls=_calls(parts), meta=meta, warnings=())
+
+
+def poller(cancel: threading.Event | None, progress: Progress | None,
+           so_far: Callable[[], Trace | None]) -> Callable[[], None]:
+    """The ``poll`` of a run: raises ``KeyboardInterrupt`` once ``cancel`` is set, and
+    hands ``progress`` the trace so far (``so_far()``), analysed, every ``PROGRESS_EVERY`` s."""
+    from tracer.core.analyze import analyze
+
+    last = [0.0]
+
+    def poll() -> None:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        if progress is not None and time.monotonic() - last[0] >= PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            live = so_far()
+            if live is not None:
+                progress(live, analyze(live))
+
+    return poll
 
 
 def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = False, lang: str = "en",
@@ -485,16 +512,7 @@ def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = Fals
             sniffer = Sniffer(lab.server)
             error: TracerError | None = None
             interrupted = False
-            last = [0.0]
-
-            def poll() -> None:
-                if cancel is not None and cancel.is_set():
-                    raise KeyboardInterrupt
-                if progress is not None and time.monotonic() - last[0] >= PROGRESS_EVERY:
-                    last[0] = time.monotonic()
-                    live = _live_trace(sniffer, parts, sc, loopback)
-                    if live is not None:
-                        progress(live, analyze(live))
+            poll = poller(cancel, progress, lambda: _live_trace(sniffer, parts, sc, loopback))
 
             try:
                 with contextlib.ExitStack() as impaired:

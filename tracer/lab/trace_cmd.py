@@ -44,7 +44,6 @@ from tracer.errors import EXIT_INPUT, EXIT_MISSING_TOOL, EXIT_PRIVILEGES, Tracer
 from tracer.lab.kernel_states import snapshot
 from tracer.lab.netns import Host, Lab
 from tracer.lab.run import (
-    PROGRESS_EVERY,
     Progress,
     RunResult,
     _capture_meta,
@@ -52,8 +51,10 @@ from tracer.lab.run import (
     _hosts,
     _ignore_signals,
     _restore,
+    captured_so_far,
     check_privileges,
     default_output,
+    poller,
 )
 from tracer.lab.sniffer import Sniffer
 from tracer.lab.strace import Parsed, complete_endpoints, parse, strace_argv
@@ -289,13 +290,8 @@ def _meta(programs: list[_Program], loopback: bool, ns: bool) -> dict[str, str]:
 
 def _live_trace(sniffer: Sniffer, programs: list[_Program], loopback: bool, ns: bool) -> Trace | None:
     """What the run has captured and traced so far (the sniffer and strace flush as they go)."""
-    from tracer.pcap.reader import read_capture
-
-    if sniffer.path is None or not sniffer.path.exists() or sniffer.path.stat().st_size < 24:
-        return None
-    try:
-        trace = read_capture(sniffer.path)
-    except TracerError:
+    trace = captured_so_far(sniffer)
+    if trace is None:
         return None
     meta = dataclasses.replace(trace.meta, extra={**trace.meta.extra, **_meta(programs, loopback, ns)})
     calls = complete_endpoints(_calls([p.parsed() for p in programs]), trace.packets)
@@ -327,16 +323,7 @@ def trace_programs(server: str | None, client: str, out: Path | None = None, *, 
             error: TracerError | None = None
             failed: str | None = None  # the side whose command failed
             interrupted = False
-            last = [0.0]
-
-            def poll() -> None:
-                if cancel is not None and cancel.is_set():
-                    raise KeyboardInterrupt
-                if progress is not None and time.monotonic() - last[0] >= PROGRESS_EVERY:
-                    last[0] = time.monotonic()
-                    live = _live_trace(sniffer, programs, loopback, ns)
-                    if live is not None:
-                        progress(live, analyze(live))
+            poll = poller(cancel, progress, lambda: _live_trace(sniffer, programs, loopback, ns))
 
             try:
                 sniffer.start()
