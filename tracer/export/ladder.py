@@ -206,7 +206,8 @@ def _lanes(info: StreamInfo, lab: dict[str, str]) -> _Lanes:
     return _Lanes(info.a, info.b, lab["a"], lab["b"], True)
 
 
-def _arrow(label: str, left_to_right: bool, width: int) -> str:
+def arrow(label: str, left_to_right: bool, width: int) -> str:
+    """An arrow ``width`` columns long with ``label`` on it, pointing right or left."""
     # Clipped so that the right lane stays in its column: label + 2 spaces + 3 arrow cells.
     body = f" {clip(label, width - 5) if text_width(label) > width - 5 else label} "
     dashes = max(2, width - text_width(body) - 1)
@@ -469,7 +470,7 @@ def render_ladder(
         title = lab["stream"].format(proto=info.proto.upper(), index=info.index)
         return pad(f"[{title}]", prefix_w - 1, right=True) + " " + lane_header(_lanes(info, lab))
 
-    streams_of = call_streams(trace.calls, infos, _caused(trace, a)) if calls and multi else {}
+    streams_of = call_streams(trace.calls, infos, caused_streams(trace, a)) if calls and multi else {}
     current: tuple[int, int] | None = None  # the stream whose header was printed last
 
     def call_block(c: SocketCall) -> Iterator[str]:
@@ -551,7 +552,7 @@ def render_ladder(
                 label = " ".join(parts)
             else:
                 label = f"UDP len={plen[i]}"
-            line += "│" + _arrow(label, left_to_right, arrow_w) + "│"
+            line += "│" + arrow(label, left_to_right, arrow_w) + "│"
             if p == PROTO_TCP and st_a[i] >= 0:
                 prev = last_states.get(s)
                 role_a = lanes.left_role if lanes.a_is_left else lanes.right_role
@@ -612,7 +613,7 @@ def render_ladder(
             yield from wrap(msg, max(40, width), indent="  ")
 
 
-def _caused(trace: Trace, a: Analysis) -> dict[int, set[_StreamKey]]:
+def caused_streams(trace: Trace, a: Analysis) -> dict[int, set[_StreamKey]]:
     """Call id → the streams of the packets it caused or that made it fail."""
     out: dict[int, set[_StreamKey]] = {}
     ids = a.cause_call_id
@@ -634,7 +635,7 @@ def _shown_calls(
     on_packets = set(ids[ids >= 0].tolist())
     keep = [c for c in trace.calls if c.id not in on_packets]
     if stream is not None:
-        streams_of = call_streams(trace.calls, infos, _caused(trace, a))
+        streams_of = call_streams(trace.calls, infos, caused_streams(trace, a))
         keep = [c for c in keep if (PROTO_TCP, stream) in streams_of.get(c.id, set())]
     return sorted(keep, key=lambda c: (call_time(c), c.id))
 

@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tracer.export.ladder import LABELS, clip, pad, text_width
+from tracer.export.ladder import LABELS, arrow, clip, pad
 from tracer.tui.rows import KIND_CALL, KIND_PACKET, Cells, LadderModel
 from tracer.tui.text import words
 
@@ -122,13 +122,7 @@ def compose_row(c: Cells, lay: Layout) -> list[Segment]:
         left_lane = "●" if c.kernel == "L" else ("┼" if c.left_app and c.direction > 0 else "│")
         right_lane = "●" if c.kernel == "R" else ("┼" if c.right_app and c.direction < 0 else "│")
         add(Segment(left_lane, _KERNEL_DOT if left_lane == "●" else _LANE))
-        body = f" {clip(c.label, lay.wire - 5)} "  # label + 2 spaces + 3 arrow cells fit the wire
-        dashes = max(2, lay.wire - text_width(body) - 1)
-        if c.direction > 0:
-            arrow = "─" + body + "─" * (dashes - 1) + "▶"
-        else:
-            arrow = "◀" + "─" * (dashes - 1) + body + "─"
-        add(Segment(arrow, style))
+        add(Segment(arrow(c.label, c.direction > 0, lay.wire), style))
         add(Segment(right_lane, _KERNEL_DOT if right_lane == "●" else _LANE))
         add(Segment(pad(clip(c.right_app, lay.app), lay.app), _CALL))
     elif c.kind == KIND_CALL:

@@ -42,6 +42,7 @@ from tracer.export.ladder import (
     call_streams,
     call_text,
     call_time,
+    caused_streams,
     reason_label,
     tcp_flag_names,
 )
@@ -131,7 +132,6 @@ class LadderModel:
             self.kind, self.ref = kind, pk
             return
         runmax = np.maximum.accumulate(t.ts_ns[pk]) if pk.size else np.zeros(0, np.int64)
-        slots: list[int] = []
         keys: list[tuple[int, float, int, int, int]] = []
         for k, c in enumerate(self.calls):
             keys.append((int(np.searchsorted(runmax, call_time(c), "right")), call_time(c), 0, KIND_CALL, k))
@@ -155,13 +155,7 @@ class LadderModel:
     def streams_of_calls(self) -> dict[int, set[StreamKey]]:
         """Call id -> the streams of its socket (see ``tracer.export.ladder.call_streams``)."""
         if self._streams_of is None:
-            a, t = self.analysis, self.trace.packets
-            caused: dict[int, set[StreamKey]] = {}
-            ids = a.cause_call_id
-            for r in np.flatnonzero(ids >= 0).tolist():
-                caused.setdefault(int(ids[r]), set()).add((int(t.proto[r]), int(a.stream[r])))
-            for cid, r in a.error_links.items():
-                caused.setdefault(cid, set()).add((int(t.proto[r]), int(a.stream[r])))
+            caused = caused_streams(self.trace, self.analysis)
             self._streams_of = call_streams(self.trace.calls, self.infos, caused)
         return self._streams_of
 
