@@ -28,6 +28,14 @@ _LABELS = {
 }
 
 
+def packet_explanation(trace: Trace, a: Analysis, i: int, lang: str = "en") -> str:
+    """The plain-language sentence for row ``i``: its cause's template, filled in."""
+    t = trace.packets
+    reason = REASONS[int(a.cause_reason[i])]
+    return explain(reason, Side(int(a.cause_side[i])), lang, src=t.src_endpoint(i), dst=t.dst_endpoint(i),
+                   len=int(t.payload_len[i]), seq=int(a.rel_seq[i]), ack=int(a.rel_ack[i]))
+
+
 def render_detail(trace: Trace, a: Analysis, i: int, lang: str = "en") -> Iterator[str]:
     """Lines describing row ``i`` (0-based) of ``trace`` in ``lang``."""
     t = trace.packets
@@ -58,9 +66,7 @@ def render_detail(trace: Trace, a: Analysis, i: int, lang: str = "en") -> Iterat
     if bool(a.cause_inferred[i]):
         cause += f" ({L['inferred']})"
     yield cause
-    values = {"src": p.src, "dst": p.dst, "len": p.payload_len,
-              "seq": int(a.rel_seq[i]), "ack": int(a.rel_ack[i])}
-    yield f"{L['why']}: {explain(reason, side, lang, **values)}"
+    yield f"{L['why']}: {packet_explanation(trace, a, i, lang)}"
 
     if p.proto == "tcp" and stream >= 0:
         info = a.tcp_streams[stream]

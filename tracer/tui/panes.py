@@ -16,9 +16,10 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 
-from tracer.core.explain import explain, label, state_name
+from tracer.core.explain import label, state_name
 from tracer.core.model import CauseBy, Side, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
+from tracer.export.detail import packet_explanation
 from tracer.export.ladder import LABELS, call_error, call_text
 from tracer.tui.diagram import DIAGRAM, spans
 from tracer.tui.rows import KIND_CALL, KIND_PACKET, LadderModel
@@ -179,7 +180,7 @@ class ExplainPane(VerticalScroll):
         self.query_one("#diagram", Static).update(diagram)
 
     def _packet(self, why: Text, model: LadderModel, i: int, lang: str) -> None:
-        a, t = model.analysis, model.trace.packets
+        a = model.analysis
         w = words(lang)
         reason = REASONS[int(a.cause_reason[i])] if 0 <= int(a.cause_reason[i]) < len(REASONS) else "unknown"
         side = Side(int(a.cause_side[i])) if int(a.cause_side[i]) in (0, 1, 2) else Side.NONE
@@ -194,9 +195,7 @@ class ExplainPane(VerticalScroll):
         why.append(f"#{i + 1} {w['cause']}: ", style="bold")
         words_ = label(reason, lang)
         why.append(f"{head.strip()} — {words_}\n" if head.strip() else f"{words_}\n", style="bold cyan")
-        values = {"src": t.src_endpoint(i), "dst": t.dst_endpoint(i), "len": int(t.payload_len[i]),
-                  "seq": int(a.rel_seq[i]), "ack": int(a.rel_ack[i])}
-        why.append(explain(reason, side, lang, **values) + "\n")
+        why.append(packet_explanation(model.trace, a, i, lang) + "\n")
         if bool(a.cause_inferred[i]):
             why.append(f"({w['inferred']})\n", style="dim")
 
