@@ -672,14 +672,6 @@ def _certain_kernel_rows(w: _Writer, t: PacketTable, s: StreamColumns, known_tcp
             w.inferred[i] = False
 
 
-def _error_of(c: SocketCall) -> str | None:
-    if c.errno is not None:
-        return c.errno
-    if c.call == "connect_ex" and c.result and c.result.startswith("E"):
-        return c.result  # connect_ex() returns the errno instead of raising
-    return None
-
-
 def link_errors(t: PacketTable, s: StreamColumns, calls: Sequence[SocketCall]) -> dict[int, int]:
     """Call id → row of the packet that made the call fail.
 
@@ -687,7 +679,7 @@ def link_errors(t: PacketTable, s: StreamColumns, calls: Sequence[SocketCall]) -
     socket (recv()/recvfrom()/send() of a connected socket) ↔ the ICMP port
     unreachable quoting its datagram; ECONNRESET ↔ the RST from the peer.
     """
-    failed = [(c, e) for c in calls if (e := _error_of(c)) in ("ECONNREFUSED", "ECONNRESET")]
+    failed = [(c, e) for c in calls if (e := c.error) in ("ECONNREFUSED", "ECONNRESET")]
     if not failed:
         return {}
     tcp = t.proto == PROTO_TCP

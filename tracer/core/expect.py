@@ -456,7 +456,7 @@ def _check_calls(lines: list[Line], pkt_lines: Sequence[Line], found: list[tuple
     by_line: dict[int, list[int]] = {}
     for k, i in found:
         by_line.setdefault(pkt_lines[k].lineno, []).append(i)
-    calls = sorted(rows.trace.calls, key=lambda c: (_ctime(c), c.id))
+    calls = sorted(rows.trace.calls, key=lambda c: (c.t_ns, c.id))
     pos = 0
     for idx, ln in enumerate(lines):
         if not isinstance(ln, CallLine):
@@ -468,7 +468,7 @@ def _check_calls(lines: list[Line], pkt_lines: Sequence[Line], found: list[tuple
         hit = None
         for j in range(pos, len(calls)):
             c = calls[j]
-            t = _ctime(c)
+            t = c.t_ns
             if hi is not None and t > hi:
                 break
             if lo is not None and t < lo:
@@ -480,7 +480,7 @@ def _check_calls(lines: list[Line], pkt_lines: Sequence[Line], found: list[tuple
             where = (f" after packet {after + 1}" if after is not None else "") + (
                 f" and before packet {before + 1}" if before is not None else "")
             seen = [f"{_side(c)} {c.call}() = {c.errno or c.result}" for c in calls
-                    if (lo is None or _ctime(c) >= lo) and (hi is None or _ctime(c) <= hi)]
+                    if (lo is None or c.t_ns >= lo) and (hi is None or c.t_ns <= hi)]
             report = [f"the calls differ from the expectation: line {ln.lineno}: {ln.text}",
                       f"  no such call{where}; the calls there:"] + [f"    {s}" for s in seen[:12]]
             return Match(False, tuple(report))
@@ -500,10 +500,6 @@ def _bound(lines: list[Line], by_line: dict[int, list[int]], *, last: bool) -> i
     return None
 
 
-def _ctime(c: SocketCall) -> int:
-    return c.t_exit_ns if c.t_exit_ns is not None else c.t_enter_ns
-
-
 def _side(c: SocketCall) -> str:
     return {"client": "c", "server": "s"}.get(c.side, "*")
 
@@ -515,7 +511,7 @@ def _call_ok(ln: CallLine, c: SocketCall) -> bool:
         return False
     if ln.result is None:
         return True
-    err = c.errno or (c.result if c.call == "connect_ex" and (c.result or "").startswith("E") else None)
+    err = c.error
     if err is not None or ln.result.startswith("E") or ln.result.endswith("Error"):
         return err == ln.result  # an errno name, or an exception without one (TimeoutError)
     if ln.result == ">0":

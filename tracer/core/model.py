@@ -231,6 +231,20 @@ class SocketCall:
     process: str = ""
     source: SourceLocation | None = None
 
+    @property
+    def t_ns(self) -> int:
+        """When the call's result was known: when it returned (else when it was made)."""
+        return self.t_exit_ns if self.t_exit_ns is not None else self.t_enter_ns
+
+    @property
+    def error(self) -> str | None:
+        """The errno the call failed with (connect_ex() returns it instead of raising)."""
+        if self.errno is not None:
+            return self.errno
+        if self.call == "connect_ex" and self.result and self.result.startswith("E"):
+            return self.result
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class KernelSocketState:

@@ -236,16 +236,12 @@ _StreamKey = tuple[int, int]
 
 def call_time(c: SocketCall) -> int:
     """When a call's row goes on the timeline: when it returned (its result is known then)."""
-    return c.t_exit_ns if c.t_exit_ns is not None else c.t_enter_ns
+    return c.t_ns
 
 
 def call_error(c: SocketCall) -> str | None:
     """The errno a call failed with (connect_ex() returns it instead of raising)."""
-    if c.errno is not None:
-        return c.errno
-    if c.call == "connect_ex" and c.result and c.result.startswith("E"):
-        return c.result
-    return None
+    return c.error
 
 
 def _duration(ns: int, lab: dict[str, str]) -> str:
