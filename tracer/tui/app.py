@@ -344,7 +344,8 @@ class TracerApp(App[int]):
         warn = self.query_one("#warnings", Static)
         ws = self.trace.warnings if self.trace is not None else ()
         if self.filter.error:
-            warn.update(Text(w["filter_bad"].format(msg=self.filter.error), style="bold"))
+            msg = self.filter.error_zh if self.lang == "zh" else self.filter.error
+            warn.update(Text(w["filter_bad"].format(msg=msg), style="bold"))
             warn.display = True
         elif m is not None and not len(m) and not self.filter.empty:
             warn.update(Text(w["filter_none"].format(expr=self.filter.expr), style="bold"))

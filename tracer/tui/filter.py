@@ -50,10 +50,11 @@ class Filter:
     expr: str = ""
     words: tuple[tuple[bool, str], ...] = field(init=False)  # (negated, word)
     error: str | None = field(init=False)
+    error_zh: str | None = field(init=False)  # the same in Simplified Chinese
 
     def __post_init__(self) -> None:
         words: list[tuple[bool, str]] = []
-        error = None
+        error = error_zh = None
         for raw in self.expr.split():
             neg = raw.startswith("!")
             w = raw.lstrip("!").lower()
@@ -62,11 +63,14 @@ class Filter:
             key, eq, value = w.partition("=")
             if eq and key in ("stream", "port", "no") and not _int_range(value):
                 error = f"{key}= needs a number (or A-B), not {value!r}"
+                error_zh = f"{key}= 需要一个数字（或 A-B），而不是 {value!r}"
             elif eq and key not in ("stream", "port", "no", "host"):
                 error = f"unknown field {key!r}: use stream=, port=, host= or no="
+                error_zh = f"未知字段 {key!r}：请用 stream=、port=、host= 或 no="
             words.append((neg, w))
         object.__setattr__(self, "words", tuple(words))
         object.__setattr__(self, "error", error)
+        object.__setattr__(self, "error_zh", error_zh)
 
     @property
     def empty(self) -> bool:
