@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `tracer ... | head`
 LANGS = ("en", "zh")
+LESSON_FORMATS = ("svg", "mermaid", "packetdrill", "markdown")
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
@@ -114,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--raw-seq", action="store_true", help="raw sequence numbers instead of relative")
     view.add_argument("--explain", action="store_true", help="add each packet's explanation under its row")
     view.add_argument("--width", type=int, default=None, help="ladder width in columns")
+    lesson = _Parser(add_help=False)
+    lesson.add_argument("--present", action="store_true",
+                        help="presenter mode: one step at a time, large, for a class (space: next)")
+    lesson.add_argument("--quiz", action="store_true",
+                        help="predict, then reveal: the class guesses each next step, with a score")
 
     p = _Parser(
         prog="tracer",
@@ -124,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser(
         "replay",
-        parents=[common, view],
+        parents=[common, view, lesson],
         help="replay a pcap/pcapng capture (TUI, or a text ladder with --no-tui)",
     )
     r.add_argument("file", metavar="FILE")
@@ -133,7 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "export", parents=[common, view], help="export a capture's analysis as json, text or pcapng"
     )
     e.add_argument("file", metavar="FILE")
-    e.add_argument("--format", choices=("json", "text", "pcapng"), required=True)
+    e.add_argument("--format", choices=("json", "text", "pcapng", *LESSON_FORMATS), required=True,
+                   help="json/text/pcapng: the analysis; svg (printable ladder diagram), mermaid "
+                   "(sequenceDiagram), packetdrill (script of the calls and packets), markdown "
+                   "(a handout: diagram and one explanation per step)")
+    e.add_argument("--side", choices=("client", "server"), default="server",
+                   help="packetdrill: the side under test (its packets are '>', the peer's '<')")
     e.add_argument("-o", "--output", default="-", metavar="OUT", help="output file; - (default) is stdout")
     s = sub.add_parser(
         "show", parents=[common], help="one packet in full: cause, explanation, states, layers, bytes"
@@ -141,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", metavar="FILE")
     s.add_argument("no", type=int, metavar="NO", help="packet number (1-based, as in the ladder)")
     run = sub.add_parser(
-        "run", parents=[common, view], help="run a scenario in a private lab network and save the capture"
+        "run", parents=[common, view, lesson], help="run a scenario in a private lab network and save the capture"
     )
     run.add_argument("scenario", metavar="NAME|PATH", help="a built-in scenario (see: tracer list) or a file")
     run.add_argument(
@@ -314,6 +325,10 @@ def cmd_export(args: argparse.Namespace, lang: str) -> int:
     elif args.format == "text":
         with _text_output(args.output) as out:
             _write_ladder(out, trace, analysis, opts)
+    elif args.format in LESSON_FORMATS:
+        with _text_output(args.output) as out:
+            out.write(_lesson_export(args, trace, analysis, lang))
+            out.flush()
     else:
         from tracer.pcap.writer import write_pcapng
 
@@ -324,6 +339,28 @@ def cmd_export(args: argparse.Namespace, lang: str) -> int:
         else:
             write_pcapng(args.output, trace, analysis, lang=lang)
     return 0
+
+
+def _lesson_export(args: argparse.Namespace, trace: Trace, analysis: Analysis, lang: str) -> str:
+    """The text of an svg/mermaid/packetdrill/markdown export (tracer.export.*)."""
+    if args.format == "packetdrill":
+        from tracer.export.packetdrill import render_packetdrill
+
+        return render_packetdrill(trace, analysis, side=args.side, stream=args.stream)
+    from tracer.lesson.steps import build_lesson
+
+    lesson = build_lesson(trace, analysis, lang, stream=_tui_stream(args))
+    if args.format == "svg":
+        from tracer.export.svg import render_svg
+
+        return render_svg(lesson)
+    if args.format == "mermaid":
+        from tracer.export.mermaid import render_mermaid
+
+        return render_mermaid(lesson)
+    from tracer.export.handout import render_markdown
+
+    return render_markdown(lesson)
 
 
 def cmd_show(args: argparse.Namespace, lang: str) -> int:
