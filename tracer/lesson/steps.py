@@ -71,6 +71,8 @@ class Step:
     result: str | None = None
     source_line: int | None = None
     source_code: str = ""
+    # (actor, "connect()", errno) for each call this packet made fail (an RST -> ECONNREFUSED).
+    fails: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def is_packet(self) -> bool:
@@ -101,11 +103,17 @@ def build_lesson(trace: Trace, analysis: Analysis, lang: str = "en", stream: Str
     steps: list[Step] = []
     prev_t: int | None = None
     prev_states: dict[StreamKey, tuple[int, int]] = {}
+    # packet row -> the calls it made fail (error_links: call id -> that packet's row)
+    failed: dict[int, list[tuple[str, str, str]]] = {}
+    for c in trace.calls:
+        row = analysis.error_links.get(c.id)
+        if row is not None and c.error is not None:
+            failed.setdefault(row, []).append((c.side, f"{c.call}()", c.error))
     for r in range(len(model)):
         t_ns = model.time_ns(r)
         gap = 0 if prev_t is None else max(0, t_ns - prev_t)
         prev_t = t_ns if prev_t is None else max(prev_t, t_ns)
-        step = _step(model, r, len(steps), t_ns, gap, lang, prev_states)
+        step = _step(model, r, len(steps), t_ns, gap, lang, prev_states, failed)
         if step is not None:
             steps.append(step)
     name = title if title is not None else (trace.meta.extra.get("scenario") or trace.meta.source)
@@ -129,7 +137,8 @@ def _states(model: LadderModel, r: int, key: StreamKey | None, a_is_left: bool,
 
 
 def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str,
-          prev: dict[StreamKey, tuple[int, int]]) -> Step | None:
+          prev: dict[StreamKey, tuple[int, int]], failed: Mapping[int, list[tuple[str, str, str]]]
+          ) -> Step | None:
     lab = LABELS[lang]
     kind, ref = int(model.kind[r]), int(model.ref[r])
     key = model.stream_of_row(r)
@@ -154,10 +163,11 @@ def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str
         return Step(kind="warning", packet=None, direction=0, actor="", label=msg, flags="", payload_len=0,
                     call="", by="unknown", inferred=False, reason="warning", cause="", sentence=msg,
                     analysis=(), **common)  # type: ignore[arg-type]
-    return _packet_step(model, ref, lang, common)
+    return _packet_step(model, ref, lang, common, failed)
 
 
-def _packet_step(model: LadderModel, i: int, lang: str, common: Mapping[str, object]) -> Step:
+def _packet_step(model: LadderModel, i: int, lang: str, common: Mapping[str, object],
+                 failed: Mapping[int, list[tuple[str, str, str]]]) -> Step:
     t, a = model.trace.packets, model.analysis
     cells = model._packet_cells(i, lang, raw_seq=False)
     code = int(a.cause_reason[i])
@@ -178,6 +188,7 @@ def _packet_step(model: LadderModel, i: int, lang: str, common: Mapping[str, obj
     flags = tcp_flag_names(int(t.tcp_flags[i])) if int(t.proto[i]) == PROTO_TCP else ""
     cid = int(a.cause_call_id[i])
     src = next((c for c in model.trace.calls if c.id == cid), None) if by == "call" and cid >= 0 else None
+    fails = tuple(failed.get(i, ()))
     return Step(kind="packet", packet=i, direction=cells.direction, actor=actor, label=cells.label,
                 flags=flags, payload_len=int(t.payload_len[i]), call=call, by=by,
                 inferred=bool(a.cause_inferred[i]), reason=reason, cause=reason_words(reason, lang),
@@ -185,5 +196,5 @@ def _packet_step(model: LadderModel, i: int, lang: str, common: Mapping[str, obj
                 analysis=tuple(names[f] for f in AnalysisFlag if bits >> f.value & 1),
                 source_line=src.source.line if src is not None and src.source else None,
                 source_code=src.source.code if src is not None and src.source and src.source.code else "",
-                **common)  # type: ignore[arg-type]
+                fails=fails, **common)  # type: ignore[arg-type]
 
