@@ -30,7 +30,7 @@ def run_tui(trace: Trace, analysis: Analysis, lang: str = "en", *, stream: tuple
 
 
 def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None,
-           raw_seq: bool = False) -> None:
+           raw_seq: bool = False, present: str = "") -> None:
     """Open a capture file: a small one is read first; a big one shows its head at
     once and loads in a worker.  Errors reading the file raise before the UI starts."""
     from tracer.core.analyze import analyze
@@ -41,19 +41,19 @@ def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None
     if head is None:
         trace = read_capture(path)
         app = TracerApp(trace=trace, analysis=analyze(trace), lang=lang, stream=stream, raw_seq=raw_seq,
-                        source_name=Path(path).name)
+                        source_name=Path(path).name, present=present)
     else:
         app = TracerApp(trace=head, analysis=analyze(head), path=path, lang=lang, stream=stream,
-                        raw_seq=raw_seq)
+                        raw_seq=raw_seq, present=present)
     app.run()
 
 
 def live(scenario: object, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en",
-         runner: Callable[..., object] | None = None, name: str = "") -> LiveOutcome:
+         runner: Callable[..., object] | None = None, name: str = "", present: str = "") -> LiveOutcome:
     """Run a scenario (or ``runner(progress, cancel)``: tracer trace) in the lab while
     the app shows its rows as they arrive."""
     from tracer.tui.app import LiveSpec, TracerApp
 
-    app = TracerApp(live=LiveSpec(scenario, out, loopback, timeout, runner, name), lang=lang)
+    app = TracerApp(live=LiveSpec(scenario, out, loopback, timeout, runner, name), lang=lang, present=present)
     app.run()
     return app.live_outcome

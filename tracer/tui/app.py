@@ -33,6 +33,7 @@ from tracer.errors import TracerError
 from tracer.tui.filter import Filter
 from tracer.tui.ladder_view import LadderView, header_line
 from tracer.tui.panes import DetailPane, ExplainPane, SourcePane
+from tracer.tui.present import PresenterScreen
 from tracer.tui.rows import LadderModel, StreamKey
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
 from tracer.tui.text import KEYS, words
@@ -77,8 +78,10 @@ class TracerApp(App[int]):
 
     def __init__(self, *, trace: Trace | None = None, analysis: Analysis | None = None,
                  path: str | None = None, lang: str = "en", stream: StreamKey | None = None,
-                 raw_seq: bool = False, live: LiveSpec | None = None, source_name: str = "") -> None:
+                 raw_seq: bool = False, live: LiveSpec | None = None, source_name: str = "",
+                 present: str = "") -> None:
         super().__init__()
+        self.present = present  # "", "present" or "quiz": open the presenter screen on top
         self.lang = lang
         self.raw_seq = raw_seq
         self.path = path
@@ -117,6 +120,10 @@ class TracerApp(App[int]):
     def on_mount(self) -> None:
         self.ladder.focus()
         self._update_pane_classes()
+        if self.present:
+            title = self.live.name or getattr(self.live.scenario, "name", "") if self.live else ""
+            self.push_screen(PresenterScreen(quiz=self.present == "quiz", lang=self.lang, stream=self.stream,
+                                             title=title or self.source_name))
         if self.trace is not None and self.analysis is not None:
             self._set_trace(self.trace, self.analysis, initial=True)
         else:
@@ -143,6 +150,19 @@ class TracerApp(App[int]):
         if model is None:
             model = LadderModel(trace, analysis, self.stream, self.filter)
         self._show_model(model, keep_packet=None if initial else old_packet)
+        self._feed_presenter()
+
+    def _feed_presenter(self) -> None:
+        """Attributes down: the presenter screen (if open) gets every new trace."""
+        if self.trace is None or self.analysis is None:
+            return
+        for screen in self.screen_stack:
+            if isinstance(screen, PresenterScreen):
+                screen.set_trace(self.trace, self.analysis, running=self.live_running or self.loading)
+
+    def select_row(self, row: int) -> None:
+        """Select ``row`` of the ladder (presenter mode hands back the step it showed)."""
+        self._move(row)
 
     def _show_model(self, model: LadderModel, keep_packet: int | None = None) -> None:
         self.model = model
@@ -266,6 +286,7 @@ class TracerApp(App[int]):
             text = error.message_zh if self.lang == "zh" else error.message
             self.message = (self.message + " · " if self.message else "") + w["live_failed"].format(msg=text)
         self._refresh_chrome()
+        self._feed_presenter()
         if self._quit_after_run:
             self.exit(0)
 

@@ -12,7 +12,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tracer.core.model import PROTO_TCP, PROTO_UDP, StreamInfo
-from tracer.tui.text import KEYS, words
+from tracer.tui.text import KEYS, Key, words
 
 StreamKey = tuple[int, int]
 PICKER_LIMIT = 500  # options listed at once; typing narrows a big capture's list
@@ -23,19 +23,22 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", show=False)]
 
-    def __init__(self, lang: str) -> None:
+    def __init__(self, lang: str, keys: tuple[Key, ...] = KEYS) -> None:
         super().__init__()
         self.lang = lang
+        self.keys = keys
 
     def compose(self) -> ComposeResult:
         w = words(self.lang)
         text = Text()
         text.append(w["help_title"] + "\n\n", style="bold")
-        for k in KEYS:
+        for k in self.keys:
             text.append(f"  {k.shown:<9}", style="bold cyan")
             text.append((k.zh if self.lang == "zh" else k.en) + "\n")
-        text.append("\n" + w["help_mouse"] + "\n")
-        text.append(w["help_legend"] + "\n\n")
+        if self.keys is KEYS:
+            text.append("\n" + w["help_mouse"] + "\n")
+            text.append(w["help_legend"] + "\n")
+        text.append("\n")
         text.append(w["help_close"], style="dim")
         with Vertical(id="help-box"):
             yield Static(text, id="help-text")

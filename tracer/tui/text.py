@@ -45,6 +45,26 @@ KEYS: tuple[Key, ...] = (
     Key("q", "quit", "q", "quit", "退出", footer="quit|退出"),
 )
 
+# Presenter mode (--present, --quiz) has keys of its own: fewer, and bigger steps.
+PRESENT_KEYS: tuple[Key, ...] = (
+    Key("space,n,right,enter", "next", "space", "next step (at a question: show the answer)",
+        "下一步（提问时：显示答案）", footer="next|下一步"),
+    Key("b,left,backspace", "back", "b", "previous step", "上一步", footer="back|上一步"),
+    Key("1,2,3,4", "answer_hint", "1–4", "answer the question (--quiz)", "回答问题（--quiz）",
+        footer="answer|作答"),
+    Key("p", "play", "p", "play / pause (one step every few seconds)", "播放/暂停（每隔几秒一步）",
+        footer="play|播放"),
+    Key("plus,equals_sign", "faster", "+", "play faster", "加快播放"),
+    Key("minus", "slower", "-", "play slower", "减慢播放"),
+    Key("g,home", "first", "g", "first step", "第一步"),
+    Key("G,end", "last", "G", "last step", "最后一步"),
+    Key("l", "language", "l", "English / 简体中文", "English / 简体中文", footer="中文|English"),
+    Key("escape,v", "ladder", "Esc", "leave presenter mode: the full ladder", "离开演示模式：完整阶梯图",
+        footer="ladder|阶梯图"),
+    Key("question_mark", "help", "?", "help: every key", "帮助：全部按键", footer="help|帮助"),
+    Key("q", "quit", "q", "quit", "退出", footer="quit|退出"),
+)
+
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "title": "tracer",
@@ -116,6 +136,10 @@ WORDS: dict[str, dict[str, str]] = {
         "no_source": "no scenario source in this trace",
         "legend_client": "client",
         "legend_server": "server",
+        "p_step": "step {n} / {total}",
+        "p_score": "score {right}/{asked}",
+        "p_playing": "playing: a step every {pace} s",
+        "p_live": "● live",
     },
     "zh": {
         "title": "tracer",
@@ -187,6 +211,10 @@ WORDS: dict[str, dict[str, str]] = {
         "no_source": "此抓包中没有场景源代码",
         "legend_client": "客户端",
         "legend_server": "服务器",
+        "p_step": "第 {n} 步，共 {total} 步",
+        "p_score": "得分 {right}/{asked}",
+        "p_playing": "播放中：每 {pace} 秒一步",
+        "p_live": "● 实时",
     },
 }
 
