@@ -50,3 +50,51 @@ def test_main_screen(snap_compare, lang: str, size: tuple[int, int]) -> None:  #
 def test_step_mode_and_help(snap_compare, lang: str) -> None:  # type: ignore[no-untyped-def]
     app = _app(lang)
     assert snap_compare(app, terminal_size=(120, 40), press=["g", "space", "n", "n", "n", "question_mark"])
+
+
+def _presenter(lang: str, mode: str) -> TracerApp:
+    trace, analysis = load(str(HELLO))
+    return TracerApp(trace=trace, analysis=analysis, lang=lang, source_name=HELLO.name, present=mode)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_presenter_mode(snap_compare, lang: str) -> None:  # type: ignore[no-untyped-def]
+    """Presenter mode on the SYN-ACK: the screenshot the issue asks for, in both languages."""
+    app = _presenter(lang, "present")
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        lesson = getattr(screen, "lesson", None)
+        assert lesson is not None
+        synack = next(s for s in lesson.steps if s.flags == "SYN,ACK")
+        await pilot.press(*["space"] * synack.index)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_quiz_question_and_answer(snap_compare, lang: str) -> None:  # type: ignore[no-untyped-def]
+    """The quiz before the SYN-ACK, answered wrongly with "the server's accept()"."""
+    from tracer.lesson.quiz import packet_choice
+
+    app = _presenter(lang, "quiz")
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        frames = getattr(screen, "frames", [])
+        lesson = getattr(screen, "lesson", None)
+        assert lesson is not None
+        k = next(i for i, f in enumerate(frames)
+                 if f.question is not None and lesson.steps[f.step].flags == "SYN,ACK")
+        while getattr(screen, "pos", k) < k:
+            await pilot.press("space")  # at a question, the first space shows its answer
+        q = frames[k].question
+        assert q is not None and getattr(screen, "pos", -1) == k
+        wrong = packet_choice("server", "call", "accept()", "SYN,ACK", lang)
+        await pilot.press(str(q.choices.index(wrong) + 1))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)

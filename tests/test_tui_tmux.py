@@ -413,6 +413,46 @@ def test_live_run_shows_rows_and_saves(term: Callable[..., Term], tmp_path: Path
     assert len(numbered) == shown, replay.stdout
 
 
+def test_a_full_lesson_from_tracer_run_handshake_present(term: Callable[..., Term], tmp_path: Path) -> None:
+    """What a teacher does in class: run the handshake in presenter mode, step through every
+    step to the end, switch to Chinese, quit; the capture is saved like any run's."""
+    if os.geteuid() != 0:
+        pytest.skip("`tracer run` needs root to build its network namespaces (CI runs as root)")
+    from tracer.lesson.steps import build_lesson
+    from tracer.tui.stage import STAGE_WORDS
+
+    out = tmp_path / "lesson.pcapng"
+    t = term("run", "handshake", "--present", "--out", out, size=(120, 36))
+    first = re.compile(r"step 1 / (\d+)")
+    t.wait_for(lambda s: first.search(s) and WORDS["en"]["p_live"] not in s, "step 1 of a finished run", 30)
+    labels: list[str] = []
+    for _ in range(100):
+        screen = t.screen()
+        if STAGE_WORDS["en"]["the_end"] in screen:
+            break
+        labels += [f"{m.group(1)} seq={m.group(2)}" for m in ARROW.finditer(screen)]
+        n = re.search(r"step (\d+) / ", screen)
+        t.keys("Space")
+        t.wait_for(lambda s, n=n: STAGE_WORDS["en"]["the_end"] in s or (
+            (m := re.search(r"step (\d+) / ", s)) is not None and n is not None and m.group(1) != n.group(1)),
+            "the next step")
+    else:
+        pytest.fail("the lesson did not end after 100 steps")
+    t.keys("l")
+    t.wait_for(lambda s: STAGE_WORDS["zh"]["the_end"] in s, "the end card in Chinese")
+    t.keys("q")
+    code, screen = t.wait_exit()
+    assert code == 0 and "Traceback" not in screen, screen
+    assert re.search(rf"^tracer: saved {re.escape(str(out))} ", screen, re.M), screen
+    trace, analysis = load(str(out))
+    lesson = build_lesson(trace, analysis, "en")
+    # Every packet was shown once, in order, with tshark's flags and relative seq.
+    flags = tshark_fields(out, "tcp.flags", "tcp.seq", extra=IP_ONLY)
+    want = [f"{','.join(n for b, n in FLAG_NAMES.items() if int(f, 16) & b)} seq={q}" for f, q in flags]
+    assert labels == want
+    assert len([st for st in lesson.steps if st.kind == "packet"]) == len(want)
+
+
 def test_errors_stay_one_line(term: Callable[..., Term], tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pcap"
     garbage.write_bytes(b"this is not a capture file\n")
