@@ -64,6 +64,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "check_failed": "tracer: check: {name} did NOT behave as expected",
         "trace_no_client": "tracer trace needs a client: --client 'CMD' or -- PROGRAM [ARG...]",
         "trace_two_clients": "tracer trace takes --client 'CMD' or -- PROGRAM [ARG...], not both",
+        "lesson_needs_tui": "{flag} needs the interactive UI on a terminal (or in a browser: tracer serve); "
+        "for a file, see: tracer export --format svg|markdown",
     },
     "zh": {
         "error": "tracer: 错误: {msg}",
@@ -86,6 +88,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "check_failed": "tracer: 检查：{name} 的行为与预期不符",
         "trace_no_client": "tracer trace 需要一个客户端：--client '命令' 或 -- 程序 [参数...]",
         "trace_two_clients": "tracer trace 只接受 --client '命令' 或 -- 程序 [参数...] 之一，不能同时使用",
+        "lesson_needs_tui": "{flag} 需要在终端中运行交互界面（或在浏览器中：tracer serve）；"
+        "要生成文件，请用：tracer export --format svg|markdown",
     },
 }
 
@@ -151,9 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("file", metavar="FILE")
     s.add_argument("no", type=int, metavar="NO", help="packet number (1-based, as in the ladder)")
-    run = sub.add_parser(
-        "run", parents=[common, view, lesson], help="run a scenario in a private lab network and save the capture"
-    )
+    run = sub.add_parser("run", parents=[common, view, lesson],
+                         help="run a scenario in a private lab network and save the capture")
     run.add_argument("scenario", metavar="NAME|PATH", help="a built-in scenario (see: tracer list) or a file")
     run.add_argument(
         "--out", default=None, metavar="FILE", help="pcapng to write (default: captures/NAME-TIME)"
@@ -181,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--strace-dir", default=None, metavar="DIR",
                     help="also keep strace's output and what the programs printed in DIR")
     sub.add_parser("list", parents=[common], help="list the built-in scenarios")
+    sv = sub.add_parser(
+        "serve", parents=[common, lesson],
+        help="the interactive UI in a browser, over HTTP (docs/serve.md); default: the demo capture",
+        description="Serve the interactive UI over HTTP: each browser tab that opens the URL runs "
+        "'tracer run NAME' or 'tracer replay FILE' (default: the demo capture), with their options, "
+        "e.g. tracer serve --port 8080 --present replay captures/hello.pcapng")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    sv.add_argument("target", nargs=argparse.REMAINDER, metavar="run NAME ... | replay FILE ...",
+                    help="what each browser tab shows, with run's or replay's options")
     return p
 
 
@@ -280,7 +294,9 @@ def _use_tui(args: argparse.Namespace, lang: str) -> bool:
     """Whether to open the interactive UI: asked for, on a terminal, and installed."""
     if args.no_tui:
         return False
-    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+    # Under tracer serve (textual-serve's web driver) stdin/stdout are pipes to the browser.
+    served = bool(os.environ.get("TEXTUAL_DRIVER"))
+    if not served and not (sys.stdout.isatty() and sys.stdin.isatty()):
         print(_msg("no_tui_tty", lang), file=sys.stderr)
         return False
     if not _tui_available():
@@ -295,14 +311,23 @@ def _tui_stream(args: argparse.Namespace) -> tuple[int, int] | None:
     return (PROTO_TCP, args.stream) if args.stream is not None else None
 
 
+def _lesson_mode(args: argparse.Namespace, lang: str) -> str:
+    """"present", "quiz" or "" (the ladder); a lesson needs the interactive UI."""
+    mode = "quiz" if getattr(args, "quiz", False) else "present" if getattr(args, "present", False) else ""
+    if mode and (args.no_tui or not _use_tui(args, lang)):
+        raise UsageError(*_both("lesson_needs_tui", flag=f"--{mode}"))
+    return mode
+
+
 def cmd_replay(args: argparse.Namespace, lang: str) -> int:
     opts = _ladder_args(args, lang)
-    if _use_tui(args, lang):
+    mode = _lesson_mode(args, lang)
+    if mode or _use_tui(args, lang):
         from tracer.tui import replay
 
         if not Path(args.file).exists():
             load(args.file)  # the one-line error, before the screen is taken over
-        replay(args.file, lang, stream=_tui_stream(args), raw_seq=args.raw_seq)
+        replay(args.file, lang, stream=_tui_stream(args), raw_seq=args.raw_seq, present=mode)
         return 0
     trace, analysis = load(args.file)
     _warn(trace, lang)
@@ -388,12 +413,13 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
     args.loopback = args.loopback or scenario.hosts == "loopback"
     if args.check:
         return _check_run(scenario, args, lang)
-    if _use_tui(args, lang):
+    mode = _lesson_mode(args, lang)
+    if mode or _use_tui(args, lang):
         from tracer.tui import live
 
         check_privileges()
         outcome = live(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
-                       timeout=args.timeout, lang=lang)
+                       timeout=args.timeout, lang=lang, present=mode)
         return _after_live(outcome, lang)
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
@@ -529,6 +555,13 @@ def cmd_list(lang: str) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, lang: str) -> int:
+    """``tracer serve``: the same app in a browser tab (tracer.serve, docs/serve.md)."""
+    from tracer.serve import serve
+
+    return serve(args, lang)
+
+
 def _detach_stdout() -> None:
     """Point stdout at /dev/null: Python flushes it at exit, which must not fail or block."""
     with contextlib.suppress(OSError, ValueError):
@@ -557,6 +590,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_trace(args, lang)
         if args.command == "list":
             return cmd_list(lang)
+        if args.command == "serve":
+            return cmd_serve(args, lang)
         return cmd_export(args, lang)
     except TracerError as e:
         text = e.message_zh if lang == "zh" else e.message
