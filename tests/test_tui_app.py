@@ -370,8 +370,7 @@ def test_live_mode_rows_arrive_and_the_view_follows(tmp_path: Path) -> None:
     assert app.updates and min(app.updates) < len(trace.packets) + len(trace.calls)
 
 
-@needs_root
-def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
+def _slow_scenario(tmp_path: Path) -> object:
     from tracer.lab.run import read_scenario
 
     slow = tmp_path / "slow.py"
@@ -388,8 +387,13 @@ def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
         def client(host, port):
             s = socket.socket(); s.connect((host, port)); time.sleep(30)
     '''))
+    return read_scenario(slow)
+
+
+@needs_root
+def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
     out = tmp_path / "slow.pcapng"
-    app = TracerApp(live=LiveSpec(read_scenario(slow), out, False, 60.0))
+    app = TracerApp(live=LiveSpec(_slow_scenario(tmp_path), out, False, 60.0))
 
     async def steps(pilot: Pilot[int]) -> None:
         for _ in range(200):
@@ -404,6 +408,29 @@ def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
             await pilot.pause(0.05)
 
     drive(app, steps)
+    assert app.live_outcome.interrupted and out.exists()
+    trace, _ = load(str(out))
+    assert len(trace.packets) >= 3
+
+
+@needs_root
+def test_a_live_run_is_saved_when_the_app_ends_without_q(tmp_path: Path) -> None:
+    """A browser tab closed under tracer serve, or a signal, ends the app without its quit
+    action: the run is stopped as on Ctrl-C and its capture still saved (tracer.tui.live)."""
+    out = tmp_path / "slow.pcapng"
+    app = TracerApp(live=LiveSpec(_slow_scenario(tmp_path), out, False, 60.0))
+
+    async def steps(pilot: Pilot[int]) -> None:
+        for _ in range(200):
+            if app.trace is not None and len(app.trace.packets) >= 3:
+                break
+            await pilot.pause(0.05)
+        assert app.trace is not None and len(app.trace.packets) >= 3
+        app.exit(0)  # what textual's web driver does when the tab goes away
+
+    drive(app, steps)
+    assert not out.exists() or app.live_outcome.result is not None
+    app.finish_live()
     assert app.live_outcome.interrupted and out.exists()
     trace, _ = load(str(out))
     assert len(trace.packets) >= 3

@@ -55,5 +55,8 @@ def live(scenario: object, out: Path | None, *, loopback: bool, timeout: float, 
     from tracer.tui.app import LiveSpec, TracerApp
 
     app = TracerApp(live=LiveSpec(scenario, out, loopback, timeout, runner, name), lang=lang, present=present)
-    app.run()
+    try:
+        app.run()
+    finally:
+        app.finish_live()
     return app.live_outcome

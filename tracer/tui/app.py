@@ -9,6 +9,7 @@ is shown from its first megabytes at once (``head``) while the whole file loads.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -248,8 +249,15 @@ class TracerApp(App[int]):
         spec = self.live
 
         def progress(trace: Trace, analysis: Analysis) -> None:
-            self.call_from_thread(self._live_update, trace, analysis)
+            try:
+                self.call_from_thread(self._live_update, trace, analysis)
+            except Exception:
+                # The app is gone or going (its tab closed, a signal; its widgets may already be
+                # removed): stop the run, as Ctrl-C would, so that it saves what it captured.
+                self._cancel.set()
 
+        self._live_thread = threading.current_thread()
+        outcome: tuple[object | None, TracerError | None, bool]
         try:
             if spec.runner is not None:
                 res = spec.runner(progress, self._cancel)
@@ -258,12 +266,25 @@ class TracerApp(App[int]):
                                    lang=self.lang, timeout=spec.timeout, progress=progress,
                                    cancel=self._cancel)
         except TracerError as e:
-            self.call_from_thread(self._live_finished, None, e, False)
+            outcome = (None, e, False)
         except KeyboardInterrupt:
-            self.call_from_thread(self._live_finished, None, None, True)
+            outcome = (None, None, True)
         else:
-            self.call_from_thread(self._live_finished, res, getattr(res, "error", None),
-                                  bool(getattr(res, "interrupted", False)))
+            outcome = (res, getattr(res, "error", None), bool(getattr(res, "interrupted", False)))
+        # Kept here too: the app may be gone already (a browser tab closed, SIGTERM).
+        self.live_outcome = LiveOutcome(*outcome)
+        with contextlib.suppress(Exception):  # the app is gone: live_outcome says it all
+            self.call_from_thread(self._live_finished, *outcome)
+
+    _live_thread: threading.Thread | None = None
+
+    def finish_live(self, timeout: float = 30.0) -> None:
+        """After the app has exited some other way than ``q`` (its tab closed, a
+        signal): stop a run still going as Ctrl-C would, and wait for it to save."""
+        thread = self._live_thread
+        if thread is not None and thread.is_alive():
+            self._cancel.set()
+            thread.join(timeout)
 
     def _live_update(self, trace: Trace, analysis: Analysis) -> None:
         if self.live_running:
