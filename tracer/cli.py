@@ -371,7 +371,7 @@ def _lesson_export(args: argparse.Namespace, trace: Trace, analysis: Analysis, l
     if args.format == "packetdrill":
         from tracer.export.packetdrill import render_packetdrill
 
-        return render_packetdrill(trace, analysis, side=args.side, stream=args.stream)
+        return render_packetdrill(trace, analysis, side=args.side, stream=args.stream, lang=lang)
     from tracer.lesson.steps import build_lesson
 
     lesson = build_lesson(trace, analysis, lang, stream=_tui_stream(args))
