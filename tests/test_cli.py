@@ -350,3 +350,13 @@ def test_readme_sample_is_real_output() -> None:
     shown = [line for line in sample.splitlines() if line and line != "..."]
     out = run("replay", "captures/hello.pcap", "--no-tui", "--width", "100").stdout.splitlines()
     assert len(shown) >= 5 and shown == out[: len(shown)]
+
+
+@pytest.mark.parametrize("fmt", ["svg", "mermaid", "markdown"])
+def test_lesson_export_of_a_stream_that_does_not_exist_is_one_line(fmt: str) -> None:
+    n = len(tshark_fields(HELLO, "tcp.stream", extra=("-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0")))
+    proc = run("export", HELLO, "--format", fmt, "--stream", str(n))
+    assert proc.returncode == EXIT_USAGE and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"tracer: error: {HELLO} has {n} TCP stream(s), numbered from 0; there is no stream {n}"]
+    assert run("export", HELLO, "--format", fmt, "--stream", str(n - 1)).returncode == 0

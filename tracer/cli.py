@@ -64,6 +64,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "check_failed": "tracer: check: {name} did NOT behave as expected",
         "trace_no_client": "tracer trace needs a client: --client 'CMD' or -- PROGRAM [ARG...]",
         "trace_two_clients": "tracer trace takes --client 'CMD' or -- PROGRAM [ARG...], not both",
+        "no_stream": "{path} has {n} TCP stream(s), numbered from 0; there is no stream {value}",
         "lesson_needs_tui": "{flag} needs the interactive UI on a terminal (or in a browser: tracer serve); "
         "for a file, see: tracer export --format svg|markdown",
     },
@@ -88,6 +89,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "check_failed": "tracer: 检查：{name} 的行为与预期不符",
         "trace_no_client": "tracer trace 需要一个客户端：--client '命令' 或 -- 程序 [参数...]",
         "trace_two_clients": "tracer trace 只接受 --client '命令' 或 -- 程序 [参数...] 之一，不能同时使用",
+        "no_stream": "{path} 中有 {n} 个 TCP 流（从 0 开始编号）；没有编号为 {value} 的流",
         "lesson_needs_tui": "{flag} 需要在终端中运行交互界面（或在浏览器中：tracer serve）；"
         "要生成文件，请用：tracer export --format svg|markdown",
     },
@@ -374,6 +376,8 @@ def _lesson_export(args: argparse.Namespace, trace: Trace, analysis: Analysis, l
         return render_packetdrill(trace, analysis, side=args.side, stream=args.stream, lang=lang)
     from tracer.lesson.steps import build_lesson
 
+    if args.stream is not None and not 0 <= args.stream < len(analysis.tcp_streams):
+        raise UsageError(*_both("no_stream", path=args.file, n=len(analysis.tcp_streams), value=args.stream))
     lesson = build_lesson(trace, analysis, lang, stream=_tui_stream(args))
     if args.format == "svg":
         from tracer.export.svg import render_svg
@@ -385,7 +389,7 @@ def _lesson_export(args: argparse.Namespace, trace: Trace, analysis: Analysis, l
         return render_mermaid(lesson)
     from tracer.export.handout import render_markdown
 
-    return render_markdown(lesson)
+    return render_markdown(lesson, trace)
 
 
 def cmd_show(args: argparse.Namespace, lang: str) -> int:
