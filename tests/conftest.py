@@ -8,12 +8,17 @@ The corpus lives beside the repository (``../shared/corpus``), not in it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import subprocess
+import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from tracer.lesson.steps import Lesson
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -85,3 +90,37 @@ def _run_tshark(cmd: tuple[str, ...], _mtime_ns: int, _size: int) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"tshark failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
     return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def scenario_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``scenario_run(NAME)``: the capture of one real ``tracer run NAME`` in the lab, made
+    once per test session and shared by every module that asks for it (root: CI is root)."""
+    made: dict[str, Path] = {}
+    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            if os.geteuid() != 0:
+                pytest.skip("the live lab needs root (CI runs as root)")
+            path = tmp_path_factory.mktemp("runs") / f"{name}.pcapng"
+            argv = [sys.executable, "-m", "tracer", "run", name, "--no-tui", "--out", str(path)]
+            proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+                                  check=False)
+            assert proc.returncode == 0, proc.stderr
+            made[name] = path
+        return made[name]
+
+    return get
+
+
+def tiled_lesson(n: int, lang: str = "en") -> Lesson:
+    """A big lesson of ``n`` real steps: those of a 1,556-packet corpus capture, repeated."""
+    from tracer.cli import load
+    from tracer.lesson.steps import build_lesson
+
+    trace, analysis = load(str(CORPUS / "zeek__http__206_example_b.pcap"))
+    base = build_lesson(trace, analysis, lang)
+    reps = -(-n // len(base.steps))
+    steps = tuple(dataclasses.replace(s, index=k) for k, s in enumerate((base.steps * reps)[:n]))
+    return Lesson(steps, lang, "large", base.t0_ns)

@@ -14,10 +14,8 @@ must come out as literal text.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import pytest
 from markdown_it import MarkdownIt
 from test_export_svg import tracer_cli, tshark_frames
 
-from conftest import CAPTURES, corpus_files, tshark_fields
+from conftest import CAPTURES, corpus_files, tiled_lesson, tshark_fields
 from tracer.cli import load
 from tracer.core.explain import state_name
 from tracer.core.model import PROTO_TCP, CauseBy, TcpState
@@ -266,22 +264,8 @@ def test_cli_writes_the_handout(tmp_path: Path) -> None:
 
 
 def test_large_lesson(capfd: pytest.CaptureFixture[str]) -> None:
-    trace, analysis = load(corpus("zeek__http__206_example_b.pcap"))
-    base = build_lesson(trace, analysis, "en")
-    steps = tuple(dataclasses.replace(s, index=k) for k, s in enumerate((base.steps * 7)[:10_000]))
-
-    def best(n: int) -> float:
-        lesson = Lesson(steps[:n], "en", "large", base.t0_ns)
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            render_markdown(lesson)
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    small, large = best(2_000), best(10_000)
-    assert large < 5.0 and large / small < 10, (small, large)
-    lesson = Lesson(steps, "en", "large", base.t0_ns)
+    # Its speed is measured by bench/export.py, not here.
+    lesson = tiled_lesson(10_000)
     md = render_markdown(lesson)
     fences = [t for t in MD.parse(md) if t.type == "fence"]
     assert [(t.info, t.content) for t in fences] == [

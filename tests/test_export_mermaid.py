@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -168,18 +169,9 @@ def check(lesson: Lesson, svg: ET.ElementTree[ET.Element], steps: tuple[Step, ..
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One real run of each scenario (as root, in the lab), shared by the module's tests."""
-    tmp = tmp_path_factory.mktemp("mm")
-    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
-    out = {}
-    for name in SCENARIOS:
-        path = tmp / f"{name}.pcapng"
-        proc = subprocess.run([sys.executable, "-m", "tracer", "run", name, "--no-tui", "--out", str(path)],
-                              capture_output=True, text=True, cwd=REPO, env=env, timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr
-        out[name] = path
-    return out
+def live(scenario_run: Callable[[str], Path]) -> dict[str, Path]:
+    """One real run of each scenario (as root, in the lab), shared by the session's tests."""
+    return {name: scenario_run(name) for name in SCENARIOS}
 
 
 def lesson_of(path: Path, lang: str = "en") -> Lesson:

@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,18 +317,9 @@ def server_endpoint(tshark: dict[int, Frame], stream: int) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One real run of each scenario (as root, in the lab), shared by the module's tests."""
-    tmp = tmp_path_factory.mktemp("pd")
-    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
-    out = {}
-    for name in SCENARIOS:
-        path = tmp / f"{name}.pcapng"
-        proc = subprocess.run([sys.executable, "-m", "tracer", "run", name, "--no-tui", "--out", str(path)],
-                              capture_output=True, text=True, cwd=REPO, env=env, timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr
-        out[name] = path
-    return out
+def live(scenario_run: Callable[[str], Path]) -> dict[str, Path]:
+    """One real run of each scenario (as root, in the lab), shared by the session's tests."""
+    return {name: scenario_run(name) for name in SCENARIOS}
 
 
 def check_whole(path: Path | str, side: str, stream: int | None = None) -> Script:

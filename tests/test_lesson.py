@@ -10,6 +10,7 @@ read alike, and the same lesson asks the same questions every time.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,22 +29,9 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One real run of each scenario in the lab (root: CI runs as root)."""
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("the live lab needs root (CI runs as root)")
-    from tracer.lab.run import find_scenario, run_scenario
-
-    out: dict[str, Path] = {}
-    for name in LIVE:
-        sc = find_scenario(name)
-        path = tmp_path_factory.mktemp("runs") / f"{name}.pcapng"
-        res = run_scenario(sc, path, loopback=sc.hosts == "loopback", timeout=sc.timeout)
-        assert res.error is None, res.error
-        out[name] = path
-    return out
+def runs(scenario_run: Callable[[str], Path]) -> dict[str, Path]:
+    """One real run of each scenario in the lab, shared by the session's tests."""
+    return {name: scenario_run(name) for name in LIVE}
 
 
 def _captures(runs: dict[str, Path]) -> list[Path]:

@@ -390,17 +390,22 @@ def _slow_scenario(tmp_path: Path) -> object:
     return read_scenario(slow)
 
 
+async def _until_packets(app: TracerApp, pilot: Pilot[int], n: int) -> None:
+    """Wait (10 s at most) until a live run has captured ``n`` packets."""
+    for _ in range(200):
+        if app.trace is not None and len(app.trace.packets) >= n:
+            break
+        await pilot.pause(0.05)
+    assert app.trace is not None and len(app.trace.packets) >= n
+
+
 @needs_root
 def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
     out = tmp_path / "slow.pcapng"
     app = TracerApp(live=LiveSpec(_slow_scenario(tmp_path), out, False, 60.0))
 
     async def steps(pilot: Pilot[int]) -> None:
-        for _ in range(200):
-            if app.trace is not None and len(app.trace.packets) >= 3:
-                break
-            await pilot.pause(0.05)
-        assert app.trace is not None and len(app.trace.packets) >= 3
+        await _until_packets(app, pilot, 3)
         await pilot.press("q")
         for _ in range(200):
             if not app.is_running:
@@ -421,11 +426,7 @@ def test_a_live_run_is_saved_when_the_app_ends_without_q(tmp_path: Path) -> None
     app = TracerApp(live=LiveSpec(_slow_scenario(tmp_path), out, False, 60.0))
 
     async def steps(pilot: Pilot[int]) -> None:
-        for _ in range(200):
-            if app.trace is not None and len(app.trace.packets) >= 3:
-                break
-            await pilot.pause(0.05)
-        assert app.trace is not None and len(app.trace.packets) >= 3
+        await _until_packets(app, pilot, 3)
         app.exit(0)  # what textual's web driver does when the tab goes away
 
     drive(app, steps)
