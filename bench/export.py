@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from run import _tracer_command  # bench/ is sys.path[0] when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 TSHARK_FIELDS = ("frame.number", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len")
@@ -116,15 +118,6 @@ def default_capture() -> Path | None:
     if not rows:
         return None
     return CORPUS / max(rows, key=lambda r: int(r["packets"]))["file"]
-
-
-def _tracer_command() -> list[str]:
-    """The installed ``tracer`` script of this interpreter, else ``python -m tracer``."""
-    script = Path(sys.executable).with_name("tracer")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("tracer")
-    return [found] if found else [sys.executable, "-m", "tracer"]
 
 
 def _run(argv: list[str], repeat: int, stdout: bool = False) -> tuple[float, str, str, int]:
