@@ -292,19 +292,26 @@ def _tui_available() -> bool:
     return True
 
 
-def _use_tui(args: argparse.Namespace, lang: str) -> bool:
-    """Whether to open the interactive UI: asked for, on a terminal, and installed."""
+def _why_no_tui(args: argparse.Namespace) -> str | None:
+    """Why the interactive UI cannot open (a message key), or None when it can."""
     if args.no_tui:
-        return False
+        return "no_tui"
     # Under tracer serve (textual-serve's web driver) stdin/stdout are pipes to the browser.
     served = bool(os.environ.get("TEXTUAL_DRIVER"))
     if not served and not (sys.stdout.isatty() and sys.stdin.isatty()):
-        print(_msg("no_tui_tty", lang), file=sys.stderr)
-        return False
+        return "no_tui_tty"
     if not _tui_available():
-        print(_msg("no_tui_missing", lang), file=sys.stderr)
-        return False
-    return True
+        return "no_tui_missing"
+    return None
+
+
+def _use_tui(args: argparse.Namespace, lang: str) -> bool:
+    """Whether to open the interactive UI: asked for, on a terminal, and installed
+    (when it was asked for but cannot open, a note on stderr says why)."""
+    why = _why_no_tui(args)
+    if why is not None and why != "no_tui":
+        print(_msg(why, lang), file=sys.stderr)
+    return why is None
 
 
 def _tui_stream(args: argparse.Namespace) -> tuple[int, int] | None:
@@ -316,7 +323,7 @@ def _tui_stream(args: argparse.Namespace) -> tuple[int, int] | None:
 def _lesson_mode(args: argparse.Namespace, lang: str) -> str:
     """"present", "quiz" or "" (the ladder); a lesson needs the interactive UI."""
     mode = "quiz" if getattr(args, "quiz", False) else "present" if getattr(args, "present", False) else ""
-    if mode and (args.no_tui or not _use_tui(args, lang)):
+    if mode and _why_no_tui(args) is not None:
         raise UsageError(*_both("lesson_needs_tui", flag=f"--{mode}"))
     return mode
 
