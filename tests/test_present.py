@@ -246,3 +246,56 @@ def test_live_run_in_presenter_mode_grows_the_lesson(tmp_path: Path) -> None:
     assert seen[-1] == len(build_lesson(trace, analysis, "en"))
     assert min(seen) < max(seen)  # steps arrived during the run
     assert gaps
+
+
+def _read_big(lines: list[str]) -> str:
+    """Read big letters back: half blocks to pixels, glyphs split at blank columns, each
+    matched against the font (so two glyphs that look alike could not both be read)."""
+    from tracer.tui.bigtext import _GLYPHS
+
+    top = {" ": (0, 0), "▀": (1, 0), "▄": (0, 1), "█": (1, 1)}
+    width = max(len(line) for line in lines)
+    pix = [[0] * width for _ in range(6)]
+    for i, line in enumerate(lines):
+        for x, ch in enumerate(line):
+            a, b = top[ch]
+            pix[2 * i][x], pix[2 * i + 1][x] = a, b
+    cols = ["".join("#" if pix[r][x] else " " for r in range(5)) for x in range(width)]
+    shapes = {tuple("".join(g[r][x] for r in range(5)) for x in range(len(g[0]))): c
+              for c, g in _GLYPHS.items() if c != " "}
+    out, cur = "", []
+    for col in [*cols, "     "]:
+        if col.strip():
+            cur.append(col)
+        elif cur:
+            # A glyph with blank edge columns (",", "(") keeps them: try the tightest match.
+            out += shapes.get(tuple(cur)) or next(
+                c for shape, c in shapes.items() if tuple(s for s in shape if s.strip()) == tuple(cur))
+            cur = []
+    return out
+
+
+def test_big_letters_are_distinct_and_read_back_as_the_packets_flags() -> None:
+    from tracer.tui.bigtext import _GLYPHS, big_lines
+
+    trimmed = [tuple(c for c in ("".join(g[r][x] for r in range(5)) for x in range(len(g[0]))) if c.strip())
+               for ch, g in _GLYPHS.items() if ch != " "]
+    assert len(set(trimmed)) == len(trimmed), "two glyphs look the same"
+    trace, analysis = load(str(HELLO))
+    lesson = build_lesson(trace, analysis, "en")
+    flags = {s.flags for s in lesson.steps if s.flags}
+    assert {"SYN", "SYN,ACK", "ACK", "FIN,ACK", "PSH,ACK"} <= flags
+    for word in flags:
+        assert _read_big(big_lines(word)) == word
+    app = _app()
+
+    async def steps(pilot: Pilot[int]) -> None:
+        synack = next(s for s in lesson.steps if s.flags == "SYN,ACK")
+        await pilot.press(*["space"] * synack.index)
+        stage = str(_screen(app).query_one("#p-stage", Static).render()).splitlines()
+        big = [line.rstrip() for line in stage if line.strip() and set(line.strip()) <= set("▀▄█ ")]
+        indent = min(len(b) - len(b.lstrip()) for b in big)
+        big = [b[indent:].ljust(max(len(b) for b in big) - indent) for b in big]
+        assert len(big) == 3 and _read_big(big) == "SYN,ACK"
+
+    drive(app, steps)

@@ -31,6 +31,7 @@ from tracer.tui.text import PRESENT_KEYS, words
 
 PACES = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0)  # seconds per frame when playing
 DEFAULT_PACE = 3.0
+BIG_FROM_ROWS = 30  # screens this tall get the flags / the call in big letters
 
 
 class PresenterScreen(Screen[None]):
@@ -124,7 +125,10 @@ class PresenterScreen(Screen[None]):
                           style="bold green")
             header.append(f"  t={lesson.rel_s(step):.6f} s", style="dim")
             answered = self.pos in self.chosen
-            stage = render_stage(lesson, frame, width, chosen=self.chosen.get(self.pos), answered=answered)
+            # Big letters when the screen is tall enough for them and a question's choices.
+            big = self.size.height >= BIG_FROM_ROWS
+            stage = render_stage(lesson, frame, width, chosen=self.chosen.get(self.pos), answered=answered,
+                                 big=big)
             line = timeline(lesson, frame.step, width)
         if self.quiz:
             header.append("  " + w["p_score"].format(right=self.score.right, asked=self.score.asked),

@@ -21,6 +21,7 @@ from rich.text import Text
 from tracer.export.ladder import LABELS, text_width, wrap
 from tracer.lesson.quiz import Question
 from tracer.lesson.steps import Lesson, Step
+from tracer.tui.bigtext import big_lines, can_draw
 
 CLIENT_STYLE = "bold black on cyan"
 SERVER_STYLE = "bold black on magenta"
@@ -187,12 +188,30 @@ def _rails(inner: Text, width: int, at_right: bool) -> Text:
     return Text(" " * MARGIN) + Text("┃", style="dim") + mid + Text(" " * tail) + Text("┃", style="dim")
 
 
+def _big(word: str, colour: str, width: int) -> list[Text]:
+    """``word`` three lines high and centred, if it can be drawn and fits."""
+    if not word or not can_draw(word):
+        return []
+    lines = big_lines(word)
+    if len(lines[0]) > width - 2 * MARGIN - 4:
+        return []
+    return [_centre(Text(line, style=f"bold {colour}"), width) for line in lines]
+
+
+def big_word(step: Step) -> str:
+    """What the stage writes in big letters: the packet's flags (or its protocol), or the call."""
+    if step.kind == "packet":
+        return step.flags or step.label.split(" ")[0]
+    return step.call if step.kind == "call" else ""
+
+
 def render_stage(lesson: Lesson, frame: Frame, width: int, *, chosen: int | None = None,
-                 answered: bool = False) -> Text:
+                 answered: bool = False, big: bool = False) -> Text:
     """The stage for ``frame`` at ``width`` columns (see the module docstring).
 
     ``answered`` tells whether the frame's question was answered (or its answer shown);
-    ``chosen`` is the choice the class made, if it made one."""
+    ``chosen`` is the choice the class made, if it made one; ``big`` (a tall screen)
+    adds the packet's flags or the call's name in big letters."""
     lang = lesson.lang
     w = sw(lang)
     step = lesson.steps[frame.step]
@@ -216,6 +235,8 @@ def render_stage(lesson: Lesson, frame: Frame, width: int, *, chosen: int | None
     else:
         lines.append(Text(""))
     at_right = step.actor == step.right_role
+    if big and shown and step.kind in ("packet", "call"):
+        lines += _big(big_word(step), LANE_COLOUR.get(step.actor, "white"), width)
     if not shown:
         lines += [Text(""), Text(""), _rails(Text("?", style="bold yellow"), width, False), Text(""),
                   Text("")]
