@@ -124,3 +124,15 @@ def tiled_lesson(n: int, lang: str = "en") -> Lesson:
     reps = -(-n // len(base.steps))
     steps = tuple(dataclasses.replace(s, index=k) for k, s in enumerate((base.steps * reps)[:n]))
     return Lesson(steps, lang, "large", base.t0_ns)
+
+
+def ns_pids(prefix: str) -> set[int]:
+    """The processes still inside the network namespaces whose names start with ``prefix``."""
+    from tracer.lab.netns import list_namespaces
+
+    pids: set[int] = set()
+    for ns in list_namespaces():
+        if ns.startswith(prefix):
+            out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+            pids.update(int(p) for p in out.split())
+    return pids

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import tshark_fields
+from conftest import ns_pids, tshark_fields
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PRIVILEGES, EXIT_USAGE
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, list_namespaces
 
@@ -224,15 +224,6 @@ def test_hanging_scenario_times_out_and_saves(tmp_path: Path) -> None:
     assert len(tshark_fields(out, "frame.number", extra=IP_ONLY)) >= 3  # the handshake
 
 
-def _ns_pids(prefix: str) -> set[int]:
-    pids: set[int] = set()
-    for ns in list_namespaces():
-        if ns.startswith(prefix):
-            out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
-            pids.update(int(p) for p in out.split())
-    return pids
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
     sc = tmp_path / "hang.py"
@@ -246,7 +237,7 @@ def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Sign
         # Wait for the sniffer, the server and the client (3 processes in the lab), then for
         # the client to block in recv() after the handshake.
         deadline = time.monotonic() + 10
-        while len(pids := _ns_pids(prefix)) < 3 and time.monotonic() < deadline:
+        while len(pids := ns_pids(prefix)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(pids) >= 3, pids
         time.sleep(0.5)
@@ -274,7 +265,7 @@ def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     prefix = f"trcrun-{child.pid}-"
     deadline = time.monotonic() + 10
-    while len(pids := _ns_pids(prefix)) < 3 and time.monotonic() < deadline:
+    while len(pids := ns_pids(prefix)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(pids) >= 3, pids
     child.kill()  # no clean-up can run

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import tshark_fields
+from conftest import ns_pids, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
 from tracer.core.model import SocketCall
@@ -420,15 +420,6 @@ def test_missing_strace_one_line_exit_5(tmp_path: Path) -> None:
         assert len(lines) == 1 and words in lines[0] and "apt-get install strace" in lines[0], lines
 
 
-def _ns_pids(prefix: str) -> set[int]:
-    pids: set[int] = set()
-    for ns in list_namespaces():
-        if ns.startswith(prefix):
-            out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
-            pids.update(int(p) for p in out.split())
-    return pids
-
-
 def _comms(pids: set[int]) -> set[str]:
     out = set()
     for pid in pids:
@@ -448,7 +439,7 @@ def test_sigterm_saves_and_leaves_nothing_behind(bins: Path, tmp_path: Path) -> 
     try:
         deadline = time.monotonic() + 15
         # The sniffer, strace and tcp_server in the server host, and the client's sleep.
-        while not {"sleep", "tcp_server", "strace"} <= _comms(pids := _ns_pids(prefix)):
+        while not {"sleep", "tcp_server", "strace"} <= _comms(pids := ns_pids(prefix)):
             assert time.monotonic() < deadline, _comms(pids)
             time.sleep(0.05)
         child.send_signal(signal.SIGTERM)

@@ -81,16 +81,21 @@ _ZH: dict[tuple[str, str], str] = {
     ("", ""): "{call}() 返回 {result}。",
 }
 
-# Python's wrappers say the same as the system call they wrap.
-_ALIASES = {"connect_ex": "connect", "sendall": "send", "recv_into": "recv", "recvfrom_into": "recvfrom",
+# Python's wrappers (and the other system calls that do the same) -> the call they stand for.
+SAME_AS = {"connect_ex": "connect", "sendall": "send", "recv_into": "recv", "recvfrom_into": "recvfrom",
             "recvmsg": "recv", "sendmsg": "send", "read": "recv", "write": "send", "accept4": "accept"}
+
+
+def same_as(call: str) -> str:
+    """The call ``call`` does the work of: ``sendall`` -> ``send``, ``connect_ex`` -> ``connect``."""
+    return SAME_AS.get(call, call)
 
 
 def outcome(c: SocketCall) -> str:
     """``error``, ``eof`` (a recv that returned 0) or ``ok``."""
     if c.error is not None:
         return "error"
-    name = _ALIASES.get(c.call, c.call)
+    name = same_as(c.call)
     if name == "recv" and c.result == "0":
         return "eof"
     return "ok"
@@ -99,7 +104,7 @@ def outcome(c: SocketCall) -> str:
 def explain_call(c: SocketCall, lang: str = "en") -> str:
     """The sentence for call ``c`` in ``lang`` ("en" or "zh")."""
     table = _ZH if lang == "zh" else _EN
-    name = _ALIASES.get(c.call, c.call)
+    name = same_as(c.call)
     out = outcome(c)
     for key in ((name, out), (name, ""), ("", "error" if out == "error" else "")):
         if key in table:

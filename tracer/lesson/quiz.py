@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from tracer.core.call_explain import same_as
 from tracer.lesson.steps import Lesson, Step
 
 # Errnos each call can plausibly fail with, for distractors when the trace has too few.
@@ -28,7 +29,6 @@ PLAUSIBLE_ERRNOS: dict[str, tuple[str, ...]] = {
     "accept": ("EAGAIN", "EINVAL", "ECONNABORTED", "EMFILE"),
     "listen": ("EADDRINUSE", "EINVAL", "EOPNOTSUPP"),
 }
-_ALIASES = {"connect_ex": "connect", "sendall": "send", "recv_into": "recv", "recvfrom_into": "recvfrom"}
 _SUCCESS = "success"  # the choice "the call succeeds", in the errno questions
 
 WORDS: dict[str, dict[str, str]] = {
@@ -169,7 +169,7 @@ def _calls_of(lesson: Lesson, actor: str) -> list[str]:
 def _errno_options(lesson: Lesson, call: str, errno: str) -> tuple[str, list[str]]:
     w = WORDS[lesson.lang]
     right = w["fails"].format(errno=errno)
-    name = _ALIASES.get(call.rstrip("()"), call.rstrip("()"))
+    name = same_as(call.rstrip("()"))
     in_trace = [s.errno for s in lesson.steps if s.errno is not None]
     in_trace += [e for s in lesson.steps for (_, _, e) in s.fails]
     pool = [e for e in (*in_trace, *PLAUSIBLE_ERRNOS.get(name, ())) if e != errno]

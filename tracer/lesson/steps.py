@@ -18,7 +18,7 @@ from tracer.core.analysis import Analysis
 from tracer.core.call_explain import explain_call
 from tracer.core.explain import label as reason_words
 from tracer.core.explain import state_name
-from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, TcpState
+from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.export.detail import packet_explanation
@@ -109,11 +109,12 @@ def build_lesson(trace: Trace, analysis: Analysis, lang: str = "en", stream: Str
         row = analysis.error_links.get(c.id)
         if row is not None and c.error is not None:
             failed.setdefault(row, []).append((c.side, f"{c.call}()", c.error))
+    calls = {c.id: c for c in trace.calls}  # a packet's call, looked up once per packet
     for r in range(len(model)):
         t_ns = model.time_ns(r)
         gap = 0 if prev_t is None else max(0, t_ns - prev_t)
         prev_t = t_ns if prev_t is None else max(prev_t, t_ns)
-        step = _step(model, r, len(steps), t_ns, gap, lang, prev_states, failed)
+        step = _step(model, r, len(steps), t_ns, gap, lang, prev_states, failed, calls)
         if step is not None:
             steps.append(step)
     name = title if title is not None else (trace.meta.extra.get("scenario") or trace.meta.source)
@@ -137,8 +138,8 @@ def _states(model: LadderModel, r: int, key: StreamKey | None, a_is_left: bool,
 
 
 def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str,
-          prev: dict[StreamKey, tuple[int, int]], failed: Mapping[int, list[tuple[str, str, str]]]
-          ) -> Step | None:
+          prev: dict[StreamKey, tuple[int, int]], failed: Mapping[int, list[tuple[str, str, str]]],
+          calls: Mapping[int, SocketCall]) -> Step | None:
     lab = LABELS[lang]
     kind, ref = int(model.kind[r]), int(model.ref[r])
     key = model.stream_of_row(r)
@@ -163,17 +164,19 @@ def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str
         return Step(kind="warning", packet=None, direction=0, actor="", label=msg, flags="", payload_len=0,
                     call="", by="unknown", inferred=False, reason="warning", cause="", sentence=msg,
                     analysis=(), **common)  # type: ignore[arg-type]
-    return _packet_step(model, ref, lang, common, failed)
+    return _packet_step(model, r, ref, lang, common, failed, calls)
 
 
-def _packet_step(model: LadderModel, i: int, lang: str, common: Mapping[str, object],
-                 failed: Mapping[int, list[tuple[str, str, str]]]) -> Step:
+_BY = {int(CauseBy.CALL): "call", int(CauseBy.KERNEL): "kernel"}
+
+
+def _packet_step(model: LadderModel, r: int, i: int, lang: str, common: Mapping[str, object],
+                 failed: Mapping[int, list[tuple[str, str, str]]], calls: Mapping[int, SocketCall]) -> Step:
     t, a = model.trace.packets, model.analysis
-    cells = model._packet_cells(i, lang, raw_seq=False)
+    cells = model.cells(r, lang)
     code = int(a.cause_reason[i])
     reason = REASONS[code] if 0 <= code < len(REASONS) else "unknown"
-    by = {CauseBy.CALL: "call", CauseBy.KERNEL: "kernel"}.get(CauseBy(int(a.cause_by[i])), "unknown") \
-        if int(a.cause_by[i]) in (0, 1, 2) else "unknown"
+    by = _BY.get(int(a.cause_by[i]), "unknown")
     call_code = int(a.cause_call[i])
     call = f"{CALL_NAMES[call_code]}()" if by == "call" and 0 < call_code < len(CALL_NAMES) else ""
     side = int(a.cause_side[i])
@@ -186,8 +189,7 @@ def _packet_step(model: LadderModel, i: int, lang: str, common: Mapping[str, obj
     bits = int(a.flags[i])
     names = ANALYSIS_LABELS[lang]
     flags = tcp_flag_names(int(t.tcp_flags[i])) if int(t.proto[i]) == PROTO_TCP else ""
-    cid = int(a.cause_call_id[i])
-    src = next((c for c in model.trace.calls if c.id == cid), None) if by == "call" and cid >= 0 else None
+    src = calls.get(int(a.cause_call_id[i])) if by == "call" else None
     fails = tuple(failed.get(i, ()))
     return Step(kind="packet", packet=i, direction=cells.direction, actor=actor, label=cells.label,
                 flags=flags, payload_len=int(t.payload_len[i]), call=call, by=by,

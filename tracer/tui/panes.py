@@ -23,10 +23,9 @@ from tracer.export.detail import packet_explanation
 from tracer.export.ladder import LABELS, call_error, call_text
 from tracer.tui.diagram import DIAGRAM, spans
 from tracer.tui.rows import KIND_CALL, KIND_PACKET, LadderModel
+from tracer.tui.stage import CLIENT_STYLE, SERVER_STYLE
 from tracer.tui.text import words
 
-CLIENT_STYLE = "bold black on cyan"
-SERVER_STYLE = "bold black on magenta"
 BOTH_STYLE = "bold black on yellow"
 
 
