@@ -21,12 +21,12 @@ every step.  English and Simplified Chinese.
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tracer.core.model import PROTO_TCP, TcpState
+from tracer.core.pysource import literal_assignments
 from tracer.core.trace import Trace
 from tracer.export.ladder import LABELS
 from tracer.export.mermaid import render_mermaid
@@ -166,17 +166,10 @@ def _scenario(trace: Trace | None, lang: str) -> _Scenario | None:
     if trace is None or not trace.meta.extra.get("scenario"):
         return None
     name = trace.meta.extra["scenario"]
-    values: dict[str, object] = {}
     try:
-        tree = ast.parse(trace.meta.extra.get("scenario.source", ""))
+        values, _ = literal_assignments(trace.meta.extra.get("scenario.source", ""))
     except (SyntaxError, ValueError):
-        tree = ast.Module(body=[], type_ignores=[])
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                continue
+        values = {}
 
     def text(key: str) -> str:
         v = values.get(key)

@@ -23,7 +23,6 @@ removed, with further signals ignored while that happens.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import dataclasses
 import difflib
@@ -46,6 +45,7 @@ import numpy as np
 
 from tracer.core.analysis import Analysis
 from tracer.core.model import KernelSocketState, SocketCall, TraceWarning
+from tracer.core.pysource import literal_assignments
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, EXIT_PRIVILEGES, TracerError, UsageError
 from tracer.lab.kernel_states import snapshot
@@ -99,22 +99,12 @@ def _bad(path: Path, why: str, why_zh: str) -> TracerError:
 def read_scenario(path: Path) -> Scenario:
     """The metadata of the scenario file ``path`` (read with ``ast``, not executed)."""
     try:
-        tree = ast.parse(path.read_bytes(), str(path))
+        values, funcs = literal_assignments(path.read_bytes(), str(path))
     except OSError as e:
         raise TracerError(f"cannot read the scenario {path}: {e.strerror}",
                           f"无法读取场景 {path}：{e.strerror}", exit_code=EXIT_INPUT) from None
     except (SyntaxError, ValueError) as e:
         raise _bad(path, f"not valid Python ({e})", f"不是有效的 Python（{e}）") from None
-    values: dict[str, object] = {}
-    funcs: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            funcs.add(node.name)
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            if not isinstance(node.targets[0], ast.Name):
-                continue
-            with contextlib.suppress(ValueError, TypeError, SyntaxError):
-                values[node.targets[0].id] = ast.literal_eval(node.value)
     if "client" not in funcs:
         raise _bad(path, "it defines no client(host, port) function", "没有定义 client(host, port) 函数")
     proto, port = values.get("PROTO", "tcp"), values.get("PORT")
