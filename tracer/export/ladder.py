@@ -160,6 +160,20 @@ def wrap(text: str, width: int, indent: str = "") -> Iterator[str]:
         yield line.rstrip()
 
 
+def wrap_cut(text: str, width: int) -> list[str]:
+    """``wrap``, and a word wider than a line cut up (an address, a long CJK-free token)."""
+    out: list[str] = []
+    for line in wrap(text, width):
+        while text_width(line) > width:
+            k = 0
+            while text_width(line[: k + 1]) <= width:
+                k += 1
+            out.append(line[:k])
+            line = line[k:]
+        out.append(line)
+    return out
+
+
 def _words(text: str) -> Iterator[str]:
     """Break points: after spaces, and between any two wide (CJK) characters."""
     word = ""

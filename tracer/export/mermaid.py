@@ -26,7 +26,7 @@ closing note saying how many steps were left out.
 from __future__ import annotations
 
 from tracer.core.model import AnalysisFlag, TcpState
-from tracer.export.ladder import ANALYSIS_LABELS, LABELS, clip, text_width
+from tracer.export.ladder import ANALYSIS_LABELS, LABELS, clip, wrap_cut
 from tracer.lesson.steps import Lesson, Step
 
 # Characters Mermaid would read as syntax or markup, as its entity codes.
@@ -222,29 +222,7 @@ def _state_note(step: Step, lab: dict[str, str], left: str, right: str) -> str |
 
 def _note(text: str) -> str:
     """A note's text: wrapped into a few short lines (``<br/>``), each escaped."""
-    lines = _wrap(" ".join(text.split()), NOTE_WIDTH)
+    lines = wrap_cut(" ".join(text.split()), NOTE_WIDTH) or [""]
     if len(lines) > NOTE_LINES:
         lines = [*lines[:NOTE_LINES - 1], clip(" ".join(lines[NOTE_LINES - 1:]), NOTE_WIDTH)]
     return "<br/>".join(escape(line) for line in lines)
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    """Lines of at most ``width`` columns, broken at spaces (or anywhere in a long word / CJK run)."""
-    lines: list[str] = []
-    line = ""
-    for word in text.split(" "):
-        cand = f"{line} {word}" if line else word
-        if text_width(cand) <= width:
-            line = cand
-            continue
-        if line:
-            lines.append(line)
-        line = ""
-        for ch in word:  # a word wider than a line is cut where it must be
-            if text_width(line + ch) > width:
-                lines.append(line)
-                line = ""
-            line += ch
-    if line or not lines:
-        lines.append(line)
-    return lines

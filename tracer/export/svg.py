@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from tracer.core.model import PROTO_TCP
-from tracer.export.ladder import LABELS, clip, text_width, wrap
+from tracer.export.ladder import LABELS, clip, text_width, wrap_cut
 from tracer.lesson.steps import Lesson, Step
 
 MONO = ("'DejaVu Sans Mono', Menlo, Consolas, 'Noto Sans Mono CJK SC', 'Noto Sans CJK SC', "
@@ -77,20 +77,6 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 def _esc(s: str) -> str:
     return html.escape(_NOT_XML.sub("\ufffd", s), quote=True)
-
-
-def _lines(text: str, cols: int) -> list[str]:
-    """``text`` wrapped at spaces (or between CJK characters) to ``cols``; a longer word is cut up."""
-    out: list[str] = []
-    for line in wrap(text, cols):
-        while text_width(line) > cols:
-            k = 0
-            while text_width(line[: k + 1]) <= cols:
-                k += 1
-            out.append(line[:k])
-            line = line[k:]
-        out.append(line)
-    return out
 
 
 def _px(s: str, size: float) -> float:
@@ -195,7 +181,7 @@ def _place(lesson: Lesson) -> list[_Row]:
         if s.kind == "warning":
             rows.append(_Row(s, sec, header, "warning", 0, ()))
         elif s.kind == "call":
-            lines = tuple(_lines(s.label, CAP_COLS)) or ("",)
+            lines = tuple(wrap_cut(s.label, CAP_COLS)) or ("",)
             if len(lines) > 3:
                 lines = (*lines[:2], clip(" ".join(lines[2:]), CAP_COLS))
             rows.append(_Row(s, sec, header, "call", _role_side(s.actor, sec, -1), lines))
@@ -313,7 +299,7 @@ def render_svg(lesson: Lesson) -> str:
     body: list[str] = []
     lanes: list[str] = []
     y: float = PAD
-    for k, line in enumerate(_lines(title, title_cols)):
+    for k, line in enumerate(wrap_cut(title, title_cols)):
         y += F_TITLE + (4 if k else 0)
         head.append(_text(PAD, y, line, "title"))
     n_packets = sum(1 for r in rows if r.step.kind == "packet")
@@ -323,7 +309,7 @@ def render_svg(lesson: Lesson) -> str:
     head.append(_text(PAD, y, words["summary"].format(steps=len(rows), packets=n_packets, streams=n_streams,
                                                        warnings=n_warn), "sub"))
     legend = words["legend"] + (" " + words["relay"] if any(r.kind == "relay" for r in rows) else "")
-    for line in _lines(legend, cols):
+    for line in wrap_cut(legend, cols):
         y += 14
         head.append(_text(PAD, y, line, "legend"))
     y += 12
@@ -411,7 +397,7 @@ def _draw(body: list[str], g: _Geometry, r: _Row, t: str, y: float, lab: dict[st
         h = 30
     else:
         width = g.width - 2 * PAD
-        lines = _lines(lab["warning"].format(msg=s.label), max(20, int((width - 16) / (F_TEXT * EM))))
+        lines = wrap_cut(lab["warning"].format(msg=s.label), max(20, int((width - 16) / (F_TEXT * EM))))
         h = 16 * len(lines) + 12
         parts.append(_rect("warnbox", PAD, y + 4, width, h - 4))
         for k, line in enumerate(lines):
