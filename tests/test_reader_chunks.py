@@ -14,7 +14,7 @@ from conftest import CAPTURES, CORPUS, REPO, corpus_files
 from tracer.core.table import column_names
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
-from tracer.pcap import reader
+from tracer.pcap import classic
 from tracer.pcap.reader import read_capture
 from tracer.pcap.writer import write_pcapng
 
@@ -41,12 +41,12 @@ def test_any_chunk_size_reads_the_same(path: Path, chunk: int, monkeypatch: pyte
     try:
         whole = read_capture(path)
     except CaptureError as e:
-        monkeypatch.setattr(reader, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(classic, "CHUNK_BYTES", chunk)
         with pytest.raises(CaptureError) as again:
             read_capture(path)
         assert str(again.value) == str(e)
         return
-    monkeypatch.setattr(reader, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(classic, "CHUNK_BYTES", chunk)
     _same(read_capture(path), whole)
 
 
@@ -57,7 +57,7 @@ def test_truncated_file_in_small_chunks_keeps_every_whole_packet(
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[: len(data) * 2 // 3])
     whole = read_capture(cut)
-    monkeypatch.setattr(reader, "CHUNK_BYTES", 100)
+    monkeypatch.setattr(classic, "CHUNK_BYTES", 100)
     small = read_capture(cut)
     _same(small, whole)
     assert [w.code for w in small.warnings] == ["truncated_file"]
