@@ -28,6 +28,7 @@ from conftest import ns_pids, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
 from tracer.core.model import SocketCall
+from tracer.core.reasons import CALL_NAMES
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MISSING_TOOL
 from tracer.export.json_export import write_json
@@ -585,6 +586,44 @@ def test_parse_real_lines_fork_restart_kill() -> None:
     assert dict(killed[1].args) == {"by": "SIGTERM"} and killed[1].local == "[::]:7777"
     assert [w.code for w in parsed.warnings] == ["program_killed"]
     assert {p.pid: (p.name, p.parent) for p in parsed.processes}[25894] == ("tcp_server", 25866)
+
+
+
+def _docstring_table() -> list[tuple[list[str], str]]:
+    """The rows of strace.py's syscall table: (syscall names, the call cell's text)."""
+    lines = (st.__doc__ or "").splitlines()
+    borders = [i for i, line in enumerate(lines) if re.fullmatch(r"=+ +=+", line)]
+    assert len(borders) == 3, "strace.py's docstring has no syscall table"
+    col = lines[borders[0]].index(" =") + 1
+    rows: list[tuple[str, str]] = []
+    for line in lines[borders[1] + 1 : borders[2]]:
+        left, right = line[:col].strip(), line[col:].strip()
+        if left and right:  # a row starts; a line with one cell continues the row above
+            rows.append((left, right))
+        else:
+            rows[-1] = (f"{rows[-1][0]} {left}".strip(), f"{rows[-1][1]} {right}".strip())
+    return [([name.strip().split("(")[0] for name in left.split(",")], right) for left, right in rows]
+
+
+def test_syscall_table_is_the_dispatch_table() -> None:
+    """The docstring's table (what a reader is told) and RULES (what parse does) agree."""
+    told: set[str] = set()
+    vocabulary = set(CALL_NAMES) - {""}
+    for names, cell in _docstring_table():
+        for name in names:
+            calls = st.RULES[name].calls
+            if cell == "the same name":
+                assert calls == (name,), name
+            else:
+                assert re.match(r"\w+", cell)[0] == calls[0], (name, cell)  # type: ignore[index]
+                assert set(re.findall(r"\w+", cell)) & vocabulary == set(calls), (name, cell)
+        told.update(names)
+    assert told == {name for name, rule in st.RULES.items() if rule.calls}
+    # And each call parsed from real output is one its syscall's rule says it becomes.
+    for c in st.parse(REAL, "server").calls:
+        args = dict(c.args)
+        if "by" not in args:  # the kernel's closes at a process's end have no syscall
+            assert c.call in st.RULES[args.get("syscall", c.call)].calls, c
 
 
 def test_split_args() -> None:

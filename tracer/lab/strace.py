@@ -24,6 +24,9 @@ close, close_range                              close
 fcntl(F_SETFL), ioctl(FIONBIO)                  setblocking (args: blocking=True/False)
 ==============================================  ===========================================
 
+``RULES`` is this table as code: each syscall's handler and the calls it becomes
+(tests/test_trace.py checks that the two agree).
+
 A call whose syscall has another name says so in ``args`` (``syscall=write``).  Only
 file descriptors that strace's ``-yy`` decoration shows as TCP/UDP sockets
 (``3<TCP:[10.77.0.1:5000->10.77.0.2:7777]>``, ``TCPv6``, ``UDP``, ``UDPv6``) count;
@@ -64,8 +67,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -413,6 +418,36 @@ _FATAL_SIGNALS = _CORE_SIGNALS | frozenset({"SIGHUP", "SIGINT", "SIGKILL", "SIGP
                                              "SIGUSR1", "SIGUSR2", "SIGVTALRM", "SIGPROF", "SIGIO",
                                              "SIGPOLL", "SIGPWR", "SIGSTKFLT"})
 _SIDE_ZH = {"server": "服务器端", "client": "客户端"}
+_Args = tuple[tuple[str, str], ...]
+_SECOND_ARG = {"listen": "backlog", "shutdown": "how"}
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One syscall as its handler (``RULES``) sees it."""
+
+    p: _Proc
+    sc: _Sys
+    ret: str | None  # None: it never returned
+    args: list[str]  # [] for a "process" rule's syscall
+    errno: str | None
+    t_exit: int | None
+    target: tuple[int, _Ref] | None  # the TCP/UDP socket its first argument names: (fd, socket)
+
+    @property
+    def ok(self) -> bool:
+        return self.ret is not None and self.errno is None
+
+    @property
+    def result(self) -> str | None:
+        """What it returned, without decoration, if it succeeded."""
+        return _value(self.ret) if self.ok and self.ret is not None else None
+
+    @property
+    def socket(self) -> tuple[int, _Ref]:
+        """``target`` for a handler that runs only on a socket (a "socket" rule)."""
+        assert self.target is not None, "a socket syscall's handler ran without its socket"
+        return self.target
 
 
 class _Parser:
@@ -503,8 +538,8 @@ class _Parser:
         return None
 
     def syscall(self, sc: _Sys, restarted: bool) -> None:
+        """Dispatch one syscall to its handler in ``RULES``."""
         p = self.proc(sc.tid, sc.t_ns)
-        name = sc.name
         ret = sc.ret
         if restarted:
             return
@@ -512,107 +547,175 @@ class _Parser:
             p.ending_t, p.ending_by = None, "exit"  # it caught the signal and went on
         if ret is not None and _RESTART.match(ret):
             ret = None  # interrupted and never resumed: the thread ended inside the call
-        if name in ("clone", "clone3", "fork", "vfork"):
-            if ret is not None and _value(ret).isdigit():
-                self.clone(sc, p)
-            return
-        if name in ("execve", "execveat"):
-            if ret is not None and _value(ret) == "0":
-                args = split_args(sc.args)
-                path = args[1 if name == "execveat" else 0] if args else ""
-                p.name = Path(path.strip('"')).name if path.startswith('"') else p.name
-                for fd, (_ref, cloexec) in sorted(p.table.fds.items()):
-                    if cloexec:
-                        gone = p.table.drop(fd)
-                        if gone is not None:
-                            self.implicit_close(p, sc.tid, fd, gone, sc.t_ns, sc.t_ns + (sc.dur_ns or 0),
-                                                "exec")
-            return
-        if name == "exit_group":
-            p.ending_t = sc.t_ns if p.ending_t is None else p.ending_t
+        rule = RULES.get(sc.name)
+        if rule is not None and rule.kind == "process":
+            rule.handler(self, _Call(p, sc, ret, [], None, None, None))
             return
         args = split_args(sc.args)
+        # Looked up for a syscall not in RULES too (socketpair, getsockopt, sendmmsg, ...: not in
+        # the recorder's vocabulary): its decoration still says where the socket is connected.
+        looks_up = rule is None or rule.kind in ("fd", "socket")
+        target = self.socket_of(p, args[0]) if args and looks_up else None
+        if rule is None or (rule.kind == "socket" and target is None):
+            return
         t_exit = _exit_time(sc) if ret is not None else None
-        errno_m = _ERRNO.match(ret) if ret is not None else None
-        errno = errno_m[1] if errno_m else None
-        ok = ret is not None and errno is None
-        if name == "socket":
-            self.socket_call(p, sc, args, ret, errno, t_exit)
+        errno = _ERRNO.match(ret) if ret is not None else None
+        rule.handler(self, _Call(p, sc, ret, args, errno[1] if errno else None, t_exit, target))
+
+    def emit_call(self, c: _Call, call: str, extra: _Args = (), result: str | None = None, *,
+                  endpoints: tuple[str | None, str | None] | None = None) -> None:
+        """``call`` on the socket of ``c`` (``args`` name the syscall if it has another name);
+        the socket's endpoints unless ``endpoints`` says otherwise."""
+        fd, ref = c.socket
+        local, remote = endpoints if endpoints is not None else (ref.local, ref.remote)
+        if call != c.sc.name:
+            extra = (("syscall", c.sc.name), *extra)
+        self.emit(c.p, c.sc.tid, call, fd, ref, extra, result, c.errno, c.sc.t_ns, c.t_exit, local=local,
+                  remote=remote)
+
+    # --- the handlers of RULES: processes ---
+
+    def on_clone(self, c: _Call) -> None:
+        if c.ret is not None and _value(c.ret).isdigit():
+            self.clone(c.sc, c.p)
+
+    def on_exec(self, c: _Call) -> None:
+        p, sc = c.p, c.sc
+        if c.ret is None or _value(c.ret) != "0":
             return
-        if name == "close_range":
-            self.close_range(p, sc, args, errno, t_exit)
-            return
-        target = self.socket_of(p, args[0]) if args else None
-        if name in ("dup", "dup2", "dup3") or (name == "fcntl" and len(args) > 1
-                                                and args[1].startswith("F_DUPFD")):
-            self.dup(p, sc, args, ret if ok else None, target)
-            return
-        if target is None:
-            return
-        fd, ref = target
-        local, remote = ref.local, ref.remote
-        result: str | None = _value(ret) if ok and ret is not None else None
-        extra: tuple[tuple[str, str], ...] = ()
-        call = name
-        if name in ("accept", "accept4"):
-            call = "accept"
-            new = _SOCK.match(ret) if ok and ret is not None else None
-            local = remote = None
-            if new is not None:
-                conn = _Ref(ref.proto)
-                conn.local, conn.remote = _decoration(new[3])
-                cloexec = len(args) > 3 and "SOCK_CLOEXEC" in args[3]
-                gone = p.table.put(int(new[1]), conn, cloexec)
+        args = split_args(sc.args)
+        path = args[1 if sc.name == "execveat" else 0] if args else ""
+        p.name = Path(path.strip('"')).name if path.startswith('"') else p.name
+        for fd, (_ref, cloexec) in sorted(p.table.fds.items()):
+            if cloexec:
+                gone = p.table.drop(fd)
                 if gone is not None:
-                    self.implicit_close(p, sc.tid, int(new[1]), gone, sc.t_ns, t_exit or sc.t_ns, "dup2")
-                local, remote = conn.local, conn.remote
-            if remote is None and ok and len(args) > 1:
-                remote = sockaddr(args[1])
-        elif name in ("connect", "bind"):
-            address = sockaddr(args[1]) if len(args) > 1 else None
-            extra = (("address", address or _family(args[1] if len(args) > 1 else "")),)
-            result = None
-            if name == "bind" and ok and address is not None and not address.endswith(":0"):
-                ref.local = local = address
-            if name == "connect" and ok and address is not None:
-                ref.remote = remote = address
-        elif name == "listen":
-            extra = (("backlog", args[1]),) if len(args) > 1 else ()
-            result = None
-        elif name in ("write", "writev", "send", "sendto", "sendmsg", "sendfile"):
-            call, extra = self.send_args(name, ref, args)
-        elif name in ("read", "readv", "recv", "recvfrom", "recvmsg"):
-            call, extra, result = self.recv_args(name, ref, args, result)
-        elif name == "shutdown":
-            extra = (("how", args[1]),) if len(args) > 1 else ()
-            result = None
-        elif name == "setsockopt":
-            if len(args) >= 4:
-                value = args[3][1:-1] if args[3].startswith("[") and args[3].endswith("]") else args[3]
-                extra = (("level", args[1]), ("option", args[2]), ("value", value))
-            result = None
-        elif name in ("getsockname", "getpeername"):
-            result = (sockaddr(args[1]) if len(args) > 1 else None) if ok else None
-        elif name == "close":
-            self.close(p, sc, fd, ref, errno, t_exit)
+                    self.implicit_close(p, sc.tid, fd, gone, sc.t_ns, sc.t_ns + (sc.dur_ns or 0), "exec")
+
+    def on_exit_group(self, c: _Call) -> None:
+        c.p.ending_t = c.sc.t_ns if c.p.ending_t is None else c.p.ending_t
+
+    # --- descriptors ---
+
+    def on_socket(self, c: _Call) -> None:
+        p, sc, args = c.p, c.sc, c.args
+        if len(args) < 3 or not args[0].startswith(("AF_INET", "PF_INET")):
             return
-        elif name == "ioctl" and len(args) > 2 and args[1] == "FIONBIO":
-            extra = (("blocking", "True" if args[2] == "[0]" else "False"),)
-            call, result = "setblocking", None
-        elif name == "fcntl":
-            if len(args) > 2 and args[1] == "F_SETFL":
-                extra = (("blocking", "False" if "O_NONBLOCK" in args[2] else "True"),)
-                call, result = "setblocking", None
-            elif len(args) > 2 and args[1] == "F_SETFD":
-                p.table.fds[fd] = (ref, "FD_CLOEXEC" in args[2])
+        kind = args[1].split("|")[0]
+        if kind not in ("SOCK_STREAM", "SOCK_DGRAM"):
+            return
+        ref = _Ref("tcp" if kind == "SOCK_STREAM" else "udp")
+        fd: int | None = None
+        if c.ok and c.ret is not None:
+            if not _value(c.ret).isdigit():
                 return
+            fd = int(_value(c.ret))
+            gone = p.table.put(fd, ref, "SOCK_CLOEXEC" in args[1])
+            if gone is not None:
+                self.implicit_close(p, sc.tid, fd, gone, sc.t_ns, c.t_exit or sc.t_ns, "dup2")
+        proto = "0" if args[2] == "IPPROTO_IP" else args[2]
+        extra = (("family", args[0]), ("type", args[1]), ("proto", proto))
+        self.emit(p, sc.tid, "socket", fd, ref, extra, str(fd) if fd is not None else None, c.errno, sc.t_ns,
+                  c.t_exit, local=None, remote=None)
+
+    def on_close_range(self, c: _Call) -> None:
+        p, args = c.p, c.args
+        if c.errno is not None or len(args) < 3 or not _value(args[0]).isdigit():
+            return
+        first = int(_value(args[0]))
+        last = int(_value(args[1])) if _value(args[1]).isdigit() else 1 << 32
+        for fd in sorted(k for k in p.table.fds if first <= k <= last):
+            ref, _cloexec = p.table.fds[fd]
+            if "CLOSE_RANGE_CLOEXEC" in args[2]:
+                p.table.fds[fd] = (ref, True)
             else:
-                return
+                self.close(p, c.sc, fd, ref, None, c.t_exit, "close_range")
+
+    def on_dup(self, c: _Call) -> None:
+        if not c.ok or c.ret is None:
+            return
+        p, sc, target = c.p, c.sc, c.target
+        new = int(_value(c.ret))
+        cloexec = any(flag in " ".join(c.args[1:]) for flag in _CLOEXEC)
+        if target is None:  # a non-socket copied over a socket descriptor
+            gone = p.table.drop(new) if new in p.table.fds else None
         else:
-            return  # socketpair, getsockopt, sendmmsg, ...: not in the recorder's vocabulary
-        if call != name:
-            extra = (("syscall", name), *extra)
-        self.emit(p, sc.tid, call, fd, ref, extra, result, errno, sc.t_ns, t_exit, local=local, remote=remote)
+            gone = p.table.put(new, target[1], cloexec) if new != target[0] else None
+        if gone is not None:
+            self.implicit_close(p, sc.tid, new, gone, sc.t_ns, sc.t_ns + (sc.dur_ns or 0), "dup2")
+
+    def on_fcntl(self, c: _Call) -> None:
+        args = c.args
+        if len(args) > 1 and args[1].startswith("F_DUPFD"):
+            self.on_dup(c)
+        elif c.target is not None and len(args) > 2 and args[1] == "F_SETFL":
+            self.emit_call(c, "setblocking", (("blocking", "False" if "O_NONBLOCK" in args[2] else "True"),))
+        elif c.target is not None and len(args) > 2 and args[1] == "F_SETFD":
+            fd, ref = c.target
+            c.p.table.fds[fd] = (ref, "FD_CLOEXEC" in args[2])
+
+    # --- calls on a TCP/UDP socket ---
+
+    def on_ioctl(self, c: _Call) -> None:
+        if len(c.args) > 2 and c.args[1] == "FIONBIO":
+            self.emit_call(c, "setblocking", (("blocking", "True" if c.args[2] == "[0]" else "False"),))
+
+    def on_accept(self, c: _Call) -> None:
+        p, sc, args = c.p, c.sc, c.args
+        new = _SOCK.match(c.ret) if c.ok and c.ret is not None else None
+        local = remote = None
+        if new is not None:
+            conn = _Ref(c.socket[1].proto)
+            conn.local, conn.remote = _decoration(new[3])
+            cloexec = len(args) > 3 and "SOCK_CLOEXEC" in args[3]
+            gone = p.table.put(int(new[1]), conn, cloexec)
+            if gone is not None:
+                self.implicit_close(p, sc.tid, int(new[1]), gone, sc.t_ns, c.t_exit or sc.t_ns, "dup2")
+            local, remote = conn.local, conn.remote
+        if remote is None and c.ok and len(args) > 1:
+            remote = sockaddr(args[1])
+        self.emit_call(c, "accept", (), c.result, endpoints=(local, remote))
+
+    def on_address(self, c: _Call) -> None:
+        """bind and connect: the address, which becomes the socket's local or remote end."""
+        ref, name, args = c.socket[1], c.sc.name, c.args
+        address = sockaddr(args[1]) if len(args) > 1 else None
+        if c.ok and address is not None:
+            if name == "bind" and not address.endswith(":0"):
+                ref.local = address
+            elif name == "connect":
+                ref.remote = address
+        self.emit_call(c, name, (("address", address or _family(args[1] if len(args) > 1 else "")),))
+
+    def on_second_arg(self, c: _Call) -> None:
+        """listen's backlog, shutdown's how."""
+        name = c.sc.name
+        self.emit_call(c, name, ((_SECOND_ARG[name], c.args[1]),) if len(c.args) > 1 else ())
+
+    def on_setsockopt(self, c: _Call) -> None:
+        args = c.args
+        extra: _Args = ()
+        if len(args) >= 4:
+            value = args[3][1:-1] if args[3].startswith("[") and args[3].endswith("]") else args[3]
+            extra = (("level", args[1]), ("option", args[2]), ("value", value))
+        self.emit_call(c, "setsockopt", extra)
+
+    def on_getname(self, c: _Call) -> None:
+        """getsockname, getpeername: the address is the result."""
+        address = (sockaddr(c.args[1]) if len(c.args) > 1 else None) if c.ok else None
+        self.emit_call(c, c.sc.name, (), address)
+
+    def on_send(self, c: _Call) -> None:
+        call, extra = self.send_args(c.sc.name, c.socket[1], c.args)
+        self.emit_call(c, call, extra, c.result)
+
+    def on_recv(self, c: _Call) -> None:
+        call, extra, result = self.recv_args(c.sc.name, c.socket[1], c.args, c.result)
+        self.emit_call(c, call, extra, result)
+
+    def on_close(self, c: _Call) -> None:
+        fd, ref = c.socket
+        self.close(c.p, c.sc, fd, ref, c.errno, c.t_exit)
 
     def close(self, p: _Proc, sc: _Sys, fd: int, ref: _Ref, errno: str | None, t_exit: int | None,
               syscall: str = "close") -> None:
@@ -625,53 +728,6 @@ class _Parser:
             local = remote = None
         self.emit(p, sc.tid, "close", fd, ref, extra, None, errno, sc.t_ns, t_exit, local=local,
                   remote=remote)
-
-    def close_range(self, p: _Proc, sc: _Sys, args: list[str], errno: str | None, t_exit: int | None
-                    ) -> None:
-        if errno is not None or len(args) < 3 or not _value(args[0]).isdigit():
-            return
-        first = int(_value(args[0]))
-        last = int(_value(args[1])) if _value(args[1]).isdigit() else 1 << 32
-        for fd in sorted(k for k in p.table.fds if first <= k <= last):
-            ref, _cloexec = p.table.fds[fd]
-            if "CLOSE_RANGE_CLOEXEC" in args[2]:
-                p.table.fds[fd] = (ref, True)
-            else:
-                self.close(p, sc, fd, ref, None, t_exit, "close_range")
-
-    def socket_call(self, p: _Proc, sc: _Sys, args: list[str], ret: str | None, errno: str | None,
-                    t_exit: int | None) -> None:
-        if len(args) < 3 or not args[0].startswith(("AF_INET", "PF_INET")):
-            return
-        kind = args[1].split("|")[0]
-        if kind not in ("SOCK_STREAM", "SOCK_DGRAM"):
-            return
-        ref = _Ref("tcp" if kind == "SOCK_STREAM" else "udp")
-        fd: int | None = None
-        if ret is not None and errno is None:
-            if not _value(ret).isdigit():
-                return
-            fd = int(_value(ret))
-            gone = p.table.put(fd, ref, "SOCK_CLOEXEC" in args[1])
-            if gone is not None:
-                self.implicit_close(p, sc.tid, fd, gone, sc.t_ns, t_exit or sc.t_ns, "dup2")
-        proto = "0" if args[2] == "IPPROTO_IP" else args[2]
-        extra = (("family", args[0]), ("type", args[1]), ("proto", proto))
-        self.emit(p, sc.tid, "socket", fd, ref, extra, str(fd) if fd is not None else None, errno, sc.t_ns,
-                  t_exit, local=None, remote=None)
-
-    def dup(self, p: _Proc, sc: _Sys, args: list[str], ret: str | None, target: tuple[int, _Ref] | None
-            ) -> None:
-        if ret is None:
-            return
-        new = int(_value(ret))
-        cloexec = any(flag in " ".join(args[1:]) for flag in _CLOEXEC)
-        if target is None:  # a non-socket copied over a socket descriptor
-            gone = p.table.drop(new) if new in p.table.fds else None
-        else:
-            gone = p.table.put(new, target[1], cloexec) if new != target[0] else None
-        if gone is not None:
-            self.implicit_close(p, sc.tid, new, gone, sc.t_ns, sc.t_ns + (sc.dur_ns or 0), "dup2")
 
     @staticmethod
     def send_args(name: str, ref: _Ref, args: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -760,6 +816,41 @@ class _Parser:
                                bool(e and e.core), e.t_ns if e else None))
         return tuple(out)
 
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What ``parse`` does with one syscall: the module docstring's table, as code."""
+
+    handler: Callable[[_Parser, _Call], None]
+    calls: tuple[str, ...] = ()  # the SocketCall.call values it becomes; (): it only tracks state
+    # process: follows processes (arguments not parsed); opens: makes or drops descriptors by
+    # number (its first argument is no socket); fd: any descriptor, a socket or not; socket: runs
+    # only when its first argument is a TCP/UDP socket.
+    kind: Literal["process", "opens", "fd", "socket"] = "socket"
+
+
+# A syscall not here changes nothing tracer follows (socketpair, getsockopt, sendmmsg, poll, ...).
+RULES: dict[str, Rule] = {
+    **dict.fromkeys(("clone", "clone3", "fork", "vfork"), Rule(_Parser.on_clone, kind="process")),
+    **dict.fromkeys(("execve", "execveat"), Rule(_Parser.on_exec, kind="process")),
+    "exit_group": Rule(_Parser.on_exit_group, kind="process"),
+    "socket": Rule(_Parser.on_socket, ("socket",), kind="opens"),
+    "close_range": Rule(_Parser.on_close_range, ("close",), kind="opens"),
+    **dict.fromkeys(("dup", "dup2", "dup3"), Rule(_Parser.on_dup, kind="fd")),
+    "fcntl": Rule(_Parser.on_fcntl, ("setblocking",), kind="fd"),
+    "ioctl": Rule(_Parser.on_ioctl, ("setblocking",)),
+    **{name: Rule(_Parser.on_address, (name,)) for name in ("bind", "connect")},
+    **{name: Rule(_Parser.on_second_arg, (name,)) for name in ("listen", "shutdown")},
+    "setsockopt": Rule(_Parser.on_setsockopt, ("setsockopt",)),
+    **{name: Rule(_Parser.on_getname, (name,)) for name in ("getsockname", "getpeername")},
+    **dict.fromkeys(("accept", "accept4"), Rule(_Parser.on_accept, ("accept",))),
+    **dict.fromkeys(("write", "writev", "send", "sendto", "sendmsg", "sendfile"),
+                    Rule(_Parser.on_send, ("send", "sendto"))),
+    **dict.fromkeys(("read", "readv", "recv", "recvfrom", "recvmsg"),
+                    Rule(_Parser.on_recv, ("recv", "recvfrom"))),
+    "close": Rule(_Parser.on_close, ("close",)),
+}
 
 def parse(text: str, side: str, *, expected_signals: frozenset[str] = frozenset()) -> Parsed:
     """The socket calls (labelled ``side``), warnings and processes in strace output ``text``.
