@@ -4,7 +4,7 @@ A pcapng file stores packets; what tracer knows besides the packets (recorded
 socket calls, kernel socket states, free metadata and warnings) travels in one
 Custom Block (pcapng spec, "Custom Block", type ``0x00000BAD`` = copyable, so that
 editcap/mergecap keep it).  This module is the pure encode/decode of that block's
-Custom Data; ``tracer.pcap.writer`` frames it and ``tracer.pcap.reader`` calls
+Custom Data; ``tracer.pcap.writer`` frames it and ``tracer.pcap.pcapng`` calls
 ``decode`` for Custom Blocks whose PEN is ``PEN``.
 
 The Custom Data is UTF-8 JSON, so ``tshark -V`` / a hex dump shows it readably and
