@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,10 @@ def signals_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _ignore_signals() -> dict[int, object]:
+_Handler = Callable[[int, FrameType | None], Any] | int | None  # what signal.signal returns
+
+
+def _ignore_signals() -> dict[int, _Handler]:
     """Ignore SIGINT and SIGTERM (while cleaning up); the old handlers, for ``_restore``.
 
     Only the main thread can set handlers: a run in a worker thread (the TUI's live
@@ -112,9 +116,9 @@ def _ignore_signals() -> dict[int, object]:
     return {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _restore(old: dict[int, object]) -> None:
+def _restore(old: dict[int, _Handler]) -> None:
     for s, h in old.items():
-        signal.signal(s, h)  # type: ignore[arg-type]
+        signal.signal(s, h)
 
 
 def lab_states(lab: Lab, label: str) -> tuple[KernelSocketState, ...]:
@@ -245,7 +249,7 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"tracer-{name}-"))
-    old: dict[int, object] = {}
+    old: dict[int, _Handler] = {}
     try:
         with Lab(prefix=f"trc{name}", loopback=loopback) as lab:
             sniffer = Sniffer(lab.server)
