@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tracer.core.expect import parse
-from tracer.lab.run import list_scenarios
+from tracer.lab.scenarios import list_scenarios
 
 SCENARIOS = list_scenarios()
 

@@ -30,7 +30,7 @@ from tracer.core.explain import state_name
 from tracer.core.model import PROTO_TCP, CauseBy, TcpState
 from tracer.export.handout import MERMAID_STEPS, TEXT, render_markdown
 from tracer.export.mermaid import render_mermaid
-from tracer.lab.run import Scenario, read_scenario
+from tracer.lab.scenarios import Scenario, read_scenario
 from tracer.lesson.steps import Lesson, build_lesson
 
 HELLO = CAPTURES / "hello.pcapng"

@@ -211,7 +211,7 @@ def test_present_without_a_terminal_is_a_one_line_error(capsys: pytest.CaptureFi
 
 @needs_root
 def test_live_run_in_presenter_mode_grows_the_lesson(tmp_path: Path) -> None:
-    from tracer.lab.run import find_scenario
+    from tracer.lab.scenarios import find_scenario
 
     out = tmp_path / "handshake.pcapng"
     app = TracerApp(live=LiveSpec(find_scenario("handshake"), out, False, 10.0), present="present")

@@ -339,7 +339,7 @@ class _Recording(TracerApp):
 
 @needs_root
 def test_live_mode_rows_arrive_and_the_view_follows(tmp_path: Path) -> None:
-    from tracer.lab.run import find_scenario
+    from tracer.lab.scenarios import find_scenario
 
     out = tmp_path / "live.pcapng"
     app = _Recording(live=LiveSpec(find_scenario("hello"), out, False, 10.0))
@@ -371,7 +371,7 @@ def test_live_mode_rows_arrive_and_the_view_follows(tmp_path: Path) -> None:
 
 
 def _slow_scenario(tmp_path: Path) -> object:
-    from tracer.lab.run import read_scenario
+    from tracer.lab.scenarios import read_scenario
 
     slow = tmp_path / "slow.py"
     slow.write_text(textwrap.dedent('''

@@ -35,7 +35,9 @@ from tracer.errors import (
 )
 
 if TYPE_CHECKING:
-    from tracer.lab.run import RunResult
+    from tracer.lab.scenarios import Scenario
+    from tracer.lab.session import RunResult
+    from tracer.tui.app import LiveOutcome
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `tracer ... | head`
 LANGS = ("en", "zh")
@@ -414,7 +416,9 @@ def cmd_show(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace, lang: str) -> int:
-    from tracer.lab.run import check_privileges, find_scenario, run_scenario, signals_as_interrupt
+    from tracer.lab.run import run_scenario
+    from tracer.lab.scenarios import find_scenario
+    from tracer.lab.session import check_privileges, signals_as_interrupt
 
     opts = _ladder_args(args, lang)
     if args.timeout is not None and not args.timeout > 0:
@@ -452,27 +456,26 @@ def _finish_text_run(res: RunResult, opts: dict[str, object], lang: str) -> int:
     return 0
 
 
-def _after_live(outcome: object, lang: str) -> int:
+def _after_live(outcome: LiveOutcome, lang: str) -> int:
     """What the command says once the live UI of ``run``/``trace`` has closed."""
-    res = getattr(outcome, "result", None)
+    res = outcome.result
     if res is not None:
         _report_run(res.trace, res.path, lang)
-    if getattr(outcome, "interrupted", False):
+    if outcome.interrupted:
         if res is not None:
             print(_msg("interrupted", lang, path=res.path), file=sys.stderr)
         return EXIT_INTERRUPTED
-    error = getattr(outcome, "error", None)
-    if error is not None:
-        raise error
+    if outcome.error is not None:
+        raise outcome.error
     return 0
 
 
-def _check_run(scenario: object, args: argparse.Namespace, lang: str) -> int:
+def _check_run(scenario: Scenario, args: argparse.Namespace, lang: str) -> int:
     """``tracer run --check``: run, then match the scenario's EXPECT (exit 6 if it differs)."""
     from tracer.core.expect import ExpectError, match, parse
-    from tracer.lab.run import Scenario, run_scenario, signals_as_interrupt
+    from tracer.lab.run import run_scenario
+    from tracer.lab.session import signals_as_interrupt
 
-    assert isinstance(scenario, Scenario)
     if not scenario.expect.strip():
         raise UsageError(*_both("no_expect", name=scenario.name))
     try:
@@ -513,7 +516,7 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
     shown live in the UI on a terminal, as ``tracer run`` does, else as the text ladder."""
     import shlex
 
-    from tracer.lab.run import signals_as_interrupt
+    from tracer.lab.session import signals_as_interrupt
     from tracer.lab.trace_cmd import trace_programs
 
     opts = _ladder_args(args, lang)
@@ -529,7 +532,7 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
     if _use_tui(args, lang):
         import functools
 
-        from tracer.lab.run import check_privileges
+        from tracer.lab.session import check_privileges
         from tracer.tui import live
 
         check_privileges()
@@ -551,7 +554,7 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_list(lang: str) -> int:
-    from tracer.lab.run import list_scenarios
+    from tracer.lab.scenarios import list_scenarios
 
     out = _stdout_text()
     scenarios = list_scenarios()

@@ -38,7 +38,7 @@ from tracer.errors import PrivilegeError, UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-# The shipped demo capture, found like tracer.lab.run finds scenarios/: beside the package.
+# The shipped demo capture, found like tracer.lab.scenarios finds scenarios/: beside the package.
 DEFAULT_CAPTURE = Path(tracer.__file__).resolve().parents[1] / "captures" / "hello.pcapng"
 CHECK_HEAD = 1 << 20  # a bigger capture is checked on its first MiB only
 SHUTDOWN_S = 1.0  # Ctrl-C: how long requests get to finish before open tabs are closed
@@ -118,7 +118,8 @@ def resolve_target(args: argparse.Namespace, lang: str) -> Target:
         given, path, title = t.file, str(Path(t.file).resolve()), Path(t.file).name
         opts: list[str] = []
     else:
-        from tracer.lab.run import check_privileges, find_scenario
+        from tracer.lab.scenarios import find_scenario
+        from tracer.lab.session import check_privileges
 
         scenario = find_scenario(t.scenario)
         check_privileges()

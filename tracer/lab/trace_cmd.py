@@ -1,16 +1,15 @@
 """``tracer trace``: programs tracer did not write, in the lab, under strace.
 
-``trace_programs(server, client, out)`` builds a ``Lab`` (two hosts on a veth pair,
-or one on ``lo``), starts the ``Sniffer`` on the server's interface, then runs each
-command line with ``sh -c`` inside its host's namespace under ``strace``
+``trace_programs(server, client, out)`` runs one lab session (``tracer.lab.session``:
+lab, sniffer, the saved pcapng, exactly as ``tracer run``) whose programs are the
+command lines: each runs with ``sh -c`` inside its host's namespace under ``strace``
 (``tracer.lab.strace.strace_argv``), with ``TRACER_SERVER`` (and ``TRACER_SERVER6``)
 in the environment and ``{server}`` (``{server6}``) in the command replaced by the
 server host's address.  The server goes first; the client starts once the server's
 namespace has a listening TCP socket or a bound UDP socket (``ss``).  When the client
 has ended, the server gets ``DRAIN`` seconds to end by itself and is then stopped
 (SIGTERM to every process strace traces, SIGKILL a second later).  The strace
-outputs become the calls (``tracer.lab.strace.parse``), the capture the packets, and
-one pcapng is saved exactly as ``tracer run`` saves it (``tracer.lab.run``).
+outputs become the calls (``tracer.lab.strace.parse``), the capture the packets.
 
 Errors (exit code 2, the capture is still saved, the error is also a warning in it):
 a command that exits with a non-zero status (a server only if it ended by itself),
@@ -30,33 +29,23 @@ import shlex
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from tracer.core.model import SocketCall, TraceWarning
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, EXIT_MISSING_TOOL, EXIT_PRIVILEGES, TracerError
-from tracer.lab.kernel_states import snapshot
 from tracer.lab.netns import Host, Lab
-from tracer.lab.run import (
+from tracer.lab.session import (
+    Programs,
     Progress,
     RunResult,
-    _capture_meta,
-    _error_warning,
-    _hosts,
-    _ignore_signals,
-    _restore,
-    captured_so_far,
     check_privileges,
     default_output,
-    poller,
+    run_session,
 )
-from tracer.lab.sniffer import Sniffer
 from tracer.lab.strace import Parsed, complete_endpoints, parse, strace_argv
 
 DRAIN = 0.3  # seconds the server may take to end by itself after the client
@@ -272,30 +261,56 @@ def _calls(parsed: list[Parsed]) -> tuple[SocketCall, ...]:
     return tuple(dataclasses.replace(c, id=i) for i, c in enumerate(calls))
 
 
-def _placed(trace: Trace, w: TraceWarning) -> TraceWarning:
-    """A timed warning with the packet it follows (as ``tracer run`` places its error)."""
-    if w.t_ns is None or w.packet_no is not None:
-        return w
-    n = int(np.count_nonzero(trace.packets.ts_ns <= w.t_ns))
-    return dataclasses.replace(w, packet_no=n or None)
+class _Commands(Programs):
+    """The command lines under strace as a session's programs."""
 
+    def __init__(self, server: str | None, client: str, loopback: bool, timeout: float, strace: str, ns: bool,
+                 strace_dir: Path | None) -> None:
+        self.server, self.client, self.loopback, self.timeout = server, client, loopback, timeout
+        self.strace, self.ns, self.strace_dir = strace, ns, strace_dir
+        self.programs: list[_Program] = []
+        self.failed: str | None = None  # the side whose command failed
+        self.parsed: list[Parsed] | None = None  # the strace outputs, once the programs have ended
 
-def _meta(programs: list[_Program], loopback: bool, ns: bool) -> dict[str, str]:
-    out = {"lab": "loopback" if loopback else "veth", "trace.clock": "ns" if ns else "us"}
-    for prog in programs:
-        out[f"trace.{prog.side}.command"] = prog.command
-        out[f"trace.{prog.side}.output"] = prog.output()
-    return out
+    def play(self, lab: Lab, tmp: Path, poll: Callable[[], None]) -> TracerError | None:
+        error, self.failed = _play(lab, self.server, self.client, tmp, self.programs, self.timeout,
+                                   self.strace, self.ns, poll)
+        return error
 
+    def stop(self) -> None:
+        for prog in self.programs:
+            prog.stop()
+        self.parsed = [p.parsed() for p in self.programs]
 
-def _live_trace(sniffer: Sniffer, programs: list[_Program], loopback: bool, ns: bool) -> Trace | None:
-    """What the run has captured and traced so far (the sniffer and strace flush as they go)."""
-    trace = captured_so_far(sniffer)
-    if trace is None:
-        return None
-    meta = dataclasses.replace(trace.meta, extra={**trace.meta.extra, **_meta(programs, loopback, ns)})
-    calls = complete_endpoints(_calls([p.parsed() for p in programs]), trace.packets)
-    return dataclasses.replace(trace, calls=calls, meta=meta, warnings=())
+    def _parsed(self) -> list[Parsed]:
+        return self.parsed if self.parsed is not None else [p.parsed() for p in self.programs]
+
+    def meta(self) -> dict[str, str]:
+        out = {"lab": "loopback" if self.loopback else "veth", "trace.clock": "ns" if self.ns else "us"}
+        for prog in self.programs:
+            out[f"trace.{prog.side}.command"] = prog.command
+            out[f"trace.{prog.side}.output"] = prog.output()
+        return out
+
+    def calls(self, trace: Trace) -> tuple[SocketCall, ...]:
+        return complete_endpoints(_calls(self._parsed()), trace.packets)
+
+    def warnings(self) -> tuple[TraceWarning, ...]:
+        return tuple(w for p in self._parsed() for w in p.warnings)
+
+    def failed_at_ns(self) -> int | None:
+        """A command's failure is placed where its last process ended."""
+        ends = [pr.t_end_ns for prog, p in zip(self.programs, self._parsed(), strict=True)
+                if prog.side == self.failed for pr in p.processes if pr.t_end_ns is not None]
+        return max(ends) if ends else None
+
+    def keep(self) -> None:
+        if self.strace_dir is not None:
+            self.strace_dir.mkdir(parents=True, exist_ok=True)
+            for prog in self.programs:
+                for f in (prog.log, prog.out):
+                    if f.exists():
+                        shutil.copyfile(f, self.strace_dir / f.name)
 
 
 def trace_programs(server: str | None, client: str, out: Path | None = None, *, loopback: bool = False,
@@ -306,63 +321,10 @@ def trace_programs(server: str | None, client: str, out: Path | None = None, *, 
     See the module docstring.  ``strace_dir``: also keep each side's strace output
     (``server.strace``, ``client.strace``) and printed output (``*.out``) there.
     """
-    from tracer.core.analyze import analyze
-    from tracer.pcap.writer import write_pcapng
-
     strace = require_strace()
     _check_privileges()
     ns = strace_has_ns(strace)
     path = out if out is not None else default_output(f"trace-{command_name(client)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="tracer-trace-"))
-    old: dict[int, object] = {}
-    try:
-        with Lab(prefix="trctrace", loopback=loopback) as lab:
-            programs: list[_Program] = []
-            sniffer = Sniffer(lab.server)
-            error: TracerError | None = None
-            failed: str | None = None  # the side whose command failed
-            interrupted = False
-            poll = poller(cancel, progress, lambda: _live_trace(sniffer, programs, loopback, ns))
-
-            try:
-                sniffer.start()
-                poll()
-                error, failed = _play(lab, server, client, tmp, programs, timeout, strace, ns, poll)
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                # From here to the lab's removal, signals must not cut the clean-up short.
-                old = _ignore_signals()
-                t_err = time.time_ns()
-                for prog in programs:
-                    prog.stop()
-            if sniffer.proc is None:
-                raise KeyboardInterrupt  # interrupted before the capture started: nothing to save
-            cap = sniffer.stop()
-            states = tuple(s for name, host in _hosts(lab) for s in snapshot(host, name, "end"))
-            parsed = [p.parsed() for p in programs]
-            trace = cap.trace
-            warnings = [*trace.warnings, *(_placed(trace, w) for p in parsed for w in p.warnings)]
-            if error is not None:
-                # A command's failure is placed where its last process ended.
-                ends = [pr.t_end_ns for prog, p in zip(programs, parsed, strict=True) if prog.side == failed
-                        for pr in p.processes if pr.t_end_ns is not None]
-                warnings.append(_error_warning(trace, error, max(ends) if ends else t_err))
-            meta = dataclasses.replace(trace.meta, extra={
-                **trace.meta.extra, **_meta(programs, loopback, ns), **_capture_meta(cap.stats)})
-            calls = complete_endpoints(_calls(parsed), trace.packets)
-            trace = dataclasses.replace(trace, calls=calls, kernel_states=states, meta=meta,
-                                        warnings=tuple(warnings))
-            analysis = analyze(trace)
-            write_pcapng(path, trace, analysis, lang=lang)
-            if strace_dir is not None:
-                strace_dir.mkdir(parents=True, exist_ok=True)
-                for prog in programs:
-                    for f in (prog.log, prog.out):
-                        if f.exists():
-                            shutil.copyfile(f, strace_dir / f.name)
-    finally:
-        _restore(old)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return RunResult(path, trace, analysis, error, interrupted)
+    commands = _Commands(server, client, loopback, timeout, strace, ns, strace_dir)
+    return run_session(commands, path, name="trace", loopback=loopback, lang=lang, progress=progress,
+                       cancel=cancel)

@@ -7,6 +7,7 @@ row model) import no Textual at all.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from tracer.core.analysis import Analysis
 from tracer.core.trace import Trace
 
 if TYPE_CHECKING:
+    from tracer.lab.scenarios import Scenario
+    from tracer.lab.session import Progress, RunResult
     from tracer.tui.app import LiveOutcome
 
 HEAD_BYTES = 4 << 20  # a bigger file shows its first 4 MiB at once, then the rest
@@ -48,8 +51,9 @@ def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None
     app.run()
 
 
-def live(scenario: object, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en",
-         runner: Callable[..., object] | None = None, name: str = "", present: str = "") -> LiveOutcome:
+def live(scenario: Scenario | None, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en",
+         runner: Callable[[Progress, threading.Event], RunResult] | None = None, name: str = "",
+         present: str = "") -> LiveOutcome:
     """Run a scenario (or ``runner(progress, cancel)``: tracer trace) in the lab while
     the app shows its rows as they arrive."""
     from tracer.tui.app import LiveSpec, TracerApp

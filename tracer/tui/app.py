@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -39,6 +39,10 @@ from tracer.tui.rows import LadderModel, StreamKey
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
 from tracer.tui.text import KEYS, words
 
+if TYPE_CHECKING:  # the lab is imported only when a live run starts
+    from tracer.lab.scenarios import Scenario
+    from tracer.lab.session import Progress, RunResult
+
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # rows per second when playing
 PANE_CYCLE = ("explain", "detail", "source")  # the one lower pane shown on a narrow terminal
 
@@ -48,19 +52,24 @@ class LiveSpec:
     """A scenario to run in the lab while the app shows it (``tracer run``), or any
     ``runner(progress, cancel) -> RunResult`` (``tracer trace``) shown under ``name``."""
 
-    scenario: object  # tracer.lab.run.Scenario (kept untyped: the lab is imported lazily)
+    scenario: Scenario | None
     out: Path | None
     loopback: bool
     timeout: float
-    runner: Callable[[Callable[[Trace, Analysis], None], threading.Event], object] | None = None
+    runner: Callable[[Progress, threading.Event], RunResult] | None = None
     name: str = ""
+
+    @property
+    def title(self) -> str:
+        """What the run is shown as: ``name``, else the scenario's name."""
+        return self.name or (self.scenario.name if self.scenario is not None else "")
 
 
 @dataclass
 class LiveOutcome:
     """How a live run ended, for the command line after the app exits."""
 
-    result: object | None = None  # tracer.lab.run.RunResult
+    result: RunResult | None = None
     error: TracerError | None = None
     interrupted: bool = False
 
@@ -122,7 +131,7 @@ class TracerApp(App[int]):
         self.ladder.focus()
         self._update_pane_classes()
         if self.present:
-            title = self.live.name or getattr(self.live.scenario, "name", "") if self.live else ""
+            title = self.live.title if self.live else ""
             self.push_screen(PresenterScreen(quiz=self.present == "quiz", lang=self.lang, stream=self.stream,
                                              title=title or self.source_name))
         if self.trace is not None and self.analysis is not None:
@@ -257,12 +266,13 @@ class TracerApp(App[int]):
                 self._cancel.set()
 
         self._live_thread = threading.current_thread()
-        outcome: tuple[object | None, TracerError | None, bool]
+        outcome: tuple[RunResult | None, TracerError | None, bool]
         try:
             if spec.runner is not None:
                 res = spec.runner(progress, self._cancel)
             else:
-                res = run_scenario(spec.scenario, spec.out, loopback=spec.loopback,  # type: ignore[arg-type]
+                assert spec.scenario is not None
+                res = run_scenario(spec.scenario, spec.out, loopback=spec.loopback,
                                    lang=self.lang, timeout=spec.timeout, progress=progress,
                                    cancel=self._cancel)
         except TracerError as e:
@@ -270,7 +280,7 @@ class TracerApp(App[int]):
         except KeyboardInterrupt:
             outcome = (None, None, True)
         else:
-            outcome = (res, getattr(res, "error", None), bool(getattr(res, "interrupted", False)))
+            outcome = (res, res.error, res.interrupted)
         # Kept here too: the app may be gone already (a browser tab closed, SIGTERM).
         self.live_outcome = LiveOutcome(*outcome)
         with contextlib.suppress(Exception):  # the app is gone: live_outcome says it all
@@ -290,14 +300,14 @@ class TracerApp(App[int]):
         if self.live_running:
             self._set_trace(trace, analysis)
 
-    def _live_finished(self, res: object | None, error: TracerError | None, interrupted: bool) -> None:
+    def _live_finished(self, res: RunResult | None, error: TracerError | None, interrupted: bool) -> None:
         self.live_running = False
         self.live_outcome = LiveOutcome(res, error, interrupted)
         w = words(self.lang)
         if res is not None:
-            trace, analysis = res.trace, res.analysis  # type: ignore[attr-defined]
+            trace, analysis = res.trace, res.analysis
             self._set_trace(trace, analysis)
-            path = res.path  # type: ignore[attr-defined]
+            path = res.path
             # The status line names the file; the notice (and the command, on exit) give the path.
             self.message = (w["live_interrupted"] if interrupted else w["live_done"]).format(
                 path=Path(path).name)

@@ -1,0 +1,294 @@
+"""One lab session: what ``tracer run`` and ``tracer trace`` share, from lab to saved capture.
+
+``run_session(programs, path, ...)`` builds a ``Lab`` (two hosts on a veth pair, or
+one host on ``lo``), starts the ``Sniffer`` on the server's interface, lets
+``programs`` play (the scenario's parts under the recorder, ``tracer.lab.run``; any
+command lines under strace, ``tracer.lab.trace_cmd``), then stops them, takes the
+kernel's socket states in each namespace (``kernel_states.snapshot``), builds the
+metadata, analyses and writes one pcapng holding packets, comments, calls and
+kernel states.  ``Programs`` is all that differs between the two commands: how the
+programs start and end, and how their calls, metadata and warnings are recorded.
+
+A run that fails or hangs, and SIGINT/SIGTERM (raised as ``KeyboardInterrupt`` by
+the caller, see ``signals_as_interrupt``) or ``cancel``, still save the capture so
+far; the lab (namespaces, veth, nft tables, processes) is always removed, with
+further signals ignored while that happens.  ``progress`` gets the trace so far and
+its analysis every ``PROGRESS_EVERY`` s (the TUI's live mode).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from tracer.core.analysis import Analysis
+from tracer.core.model import KernelSocketState, SocketCall, TraceWarning
+from tracer.core.trace import Trace
+from tracer.errors import EXIT_PRIVILEGES, TracerError
+from tracer.lab.kernel_states import snapshot
+from tracer.lab.netns import Lab
+from tracer.lab.sniffer import CaptureStats, Sniffer
+
+# Capabilities the lab needs: CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_SYS_ADMIN (21).
+_NEEDED_CAPS = {12: "CAP_NET_ADMIN", 13: "CAP_NET_RAW", 21: "CAP_SYS_ADMIN"}
+
+Progress = Callable[[Trace, Analysis], None]
+PROGRESS_EVERY = 0.1  # seconds between live snapshots
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """A finished run: where it was saved, what was captured, and what went wrong."""
+
+    path: Path
+    trace: Trace
+    analysis: Analysis
+    error: TracerError | None  # the scenario or a command failed or timed out
+    interrupted: bool  # SIGINT/SIGTERM ended the run early
+
+
+def check_privileges() -> None:
+    """Raise (exit 4) unless this process may build a lab."""
+    missing = list(_NEEDED_CAPS.values())
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                eff = int(line.split()[1], 16)
+                missing = [n for bit, n in _NEEDED_CAPS.items() if not eff >> bit & 1]
+    if missing:
+        raise TracerError(
+            f"tracer run needs root (or CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN; missing: "
+            f"{'+'.join(missing)}) to build its lab network; without them try "
+            "'tracer replay captures/hello.pcapng'",
+            f"tracer run 需要 root 权限（或 CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN；缺少："
+            f"{'+'.join(missing)}）来建立实验网络；"
+            "没有这些权限时可改用 'tracer replay captures/hello.pcapng'",
+            exit_code=EXIT_PRIVILEGES)
+
+
+def default_output(name: str, directory: Path = Path("captures")) -> Path:
+    """``captures/<name>-<time>.pcapng``, with a suffix if that exists: never overwrites."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = directory / f"{name}-{stamp}.pcapng"
+    n = 2
+    while os.path.lexists(path):
+        path = directory / f"{name}-{stamp}-{n}.pcapng"
+        n += 1
+    return path
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` like SIGINT does, inside the block."""
+    def handler(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None  # what signal.signal returns
+
+
+def _ignore_signals() -> dict[int, _Handler]:
+    """Ignore SIGINT and SIGTERM (while cleaning up); the old handlers, for ``_restore``.
+
+    Only the main thread can set handlers: a run in a worker thread (the TUI's live
+    mode) is stopped through ``cancel`` instead, and its caller owns the signals."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(old: dict[int, _Handler]) -> None:
+    for s, h in old.items():
+        signal.signal(s, h)
+
+
+def lab_states(lab: Lab, label: str) -> tuple[KernelSocketState, ...]:
+    """Every namespace's kernel socket states now, each host under its stored name."""
+    hosts = (("lo", lab.client),) if lab.loopback else (("client", lab.client), ("server", lab.server))
+    return tuple(s for name, host in hosts for s in snapshot(host, name, label))
+
+
+def captured_so_far(sniffer: Sniffer) -> Trace | None:
+    """The frames a running capture holds so far (the sniffer flushes its file when idle)."""
+    from tracer.pcap.reader import read_capture
+
+    if sniffer.path is None or not sniffer.path.exists() or sniffer.path.stat().st_size < 24:
+        return None
+    try:
+        return read_capture(sniffer.path)
+    except TracerError:
+        return None
+
+
+def poller(cancel: threading.Event | None, progress: Progress | None,
+           so_far: Callable[[], Trace | None]) -> Callable[[], None]:
+    """The ``poll`` of a run: raises ``KeyboardInterrupt`` once ``cancel`` is set, and
+    hands ``progress`` the trace so far (``so_far()``), analysed, every ``PROGRESS_EVERY`` s."""
+    from tracer.core.analyze import analyze
+
+    last = [0.0]
+
+    def poll() -> None:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        if progress is not None and time.monotonic() - last[0] >= PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            live = so_far()
+            if live is not None:
+                progress(live, analyze(live))
+
+    return poll
+
+
+class Programs(abc.ABC):
+    """What one command runs in a session's lab, and what it recorded."""
+
+    def prepare(self, stack: contextlib.ExitStack, lab: Lab) -> None:  # noqa: B027 (optional hook)
+        """Put what the run needs in force until ``stack`` closes (before ``stop``)."""
+
+    @abc.abstractmethod
+    def play(self, lab: Lab, tmp: Path, poll: Callable[[], None]) -> TracerError | None:
+        """Run the programs (their files in ``tmp``); the error that ended the run, if any.
+
+        ``poll`` is called between waits (live progress; it may raise ``KeyboardInterrupt``)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """End whatever still runs; called once after ``play``, even if it was interrupted."""
+
+    @abc.abstractmethod
+    def meta(self) -> dict[str, str]:
+        """The run's metadata kept in the capture (also in the live snapshots)."""
+
+    @abc.abstractmethod
+    def calls(self, trace: Trace) -> tuple[SocketCall, ...]:
+        """The socket calls recorded so far, numbered, for the packets of ``trace``."""
+
+    def states(self) -> tuple[KernelSocketState, ...]:
+        """Kernel socket states recorded while playing (the session adds the end's)."""
+        return ()
+
+    def warnings(self) -> tuple[TraceWarning, ...]:
+        """Warnings about the programs (a timed one is placed after the packet it follows)."""
+        return ()
+
+    def failed_at_ns(self) -> int | None:
+        """When the failure ``play`` returned happened, if known (else: when the run stopped)."""
+        return None
+
+    def keep(self) -> None:  # noqa: B027 (optional hook)
+        """After the capture is saved, before the programs' files are removed."""
+
+
+def _placed(trace: Trace, w: TraceWarning) -> TraceWarning:
+    """A timed warning with the packet it follows."""
+    if w.t_ns is None or w.packet_no is not None:
+        return w
+    n = int(np.count_nonzero(trace.packets.ts_ns <= w.t_ns))
+    return dataclasses.replace(w, packet_no=n or None)
+
+
+_COUNTERS = ("Tcp.OutSegs", "Tcp.RetransSegs", "Tcp.InSegs", "Udp.OutDatagrams", "Udp.InDatagrams",
+             "Udp6.OutDatagrams", "Udp6.InDatagrams")
+
+
+def _capture_meta(st: CaptureStats) -> dict[str, str]:
+    """What the capture saw beside the kernel's own counts, kept in the saved file."""
+    out = {"capture.frames": str(st.frames)}
+    seen = (
+        ("capture.received", st.received),
+        ("capture.duplicates_removed", st.duplicates),
+        ("capture.kernel_packets", st.kernel_packets),
+        ("capture.kernel_drops", st.kernel_drops),
+    )
+    for key, value in seen:
+        if value is not None:
+            out[key] = str(value)
+    for key in _COUNTERS:
+        if st.counters is not None and key in st.counters:
+            out[f"kernel.{key}"] = str(st.counters[key])
+    return out
+
+
+def _so_far(sniffer: Sniffer, programs: Programs) -> Trace | None:
+    """What the run has captured and recorded so far."""
+    trace = captured_so_far(sniffer)
+    if trace is None:
+        return None
+    meta = dataclasses.replace(trace.meta, extra={**trace.meta.extra, **programs.meta()})
+    # A record cut by the flush in progress is not a warning the user needs: it is read next time.
+    return dataclasses.replace(trace, calls=programs.calls(trace), meta=meta, warnings=())
+
+
+def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = False, lang: str = "en",
+                progress: Progress | None = None, cancel: threading.Event | None = None) -> RunResult:
+    """Play ``programs`` in a fresh lab and save the attributed capture to ``path``
+    (see the module docstring).  ``name`` names the lab's namespaces (``trc<name>``)
+    and the scratch directory (``tracer-<name>-``)."""
+    from tracer.core.analyze import analyze
+    from tracer.pcap.writer import write_pcapng
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"tracer-{name}-"))
+    old: dict[int, _Handler] = {}
+    try:
+        with Lab(prefix=f"trc{name}", loopback=loopback) as lab:
+            sniffer = Sniffer(lab.server)
+            error: TracerError | None = None
+            interrupted = False
+            poll = poller(cancel, progress, lambda: _so_far(sniffer, programs))
+
+            try:
+                with contextlib.ExitStack() as stack:
+                    programs.prepare(stack, lab)
+                    sniffer.start()
+                    poll()
+                    error = programs.play(lab, tmp, poll)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                # From here to the lab's removal, signals must not cut the clean-up short.
+                old = _ignore_signals()
+                stopped_ns = time.time_ns()
+                programs.stop()
+            if sniffer.proc is None:
+                raise KeyboardInterrupt  # interrupted before the capture started: nothing to save
+            cap = sniffer.stop()
+            states = (*programs.states(), *lab_states(lab, "end"))
+            trace = cap.trace
+            warnings = [*trace.warnings, *(_placed(trace, w) for w in programs.warnings())]
+            if error is not None:
+                t_ns = programs.failed_at_ns()
+                warnings.append(_placed(trace, TraceWarning(
+                    "scenario_failed", error.message, error.message_zh,
+                    t_ns=stopped_ns if t_ns is None else t_ns)))
+            meta = dataclasses.replace(trace.meta, extra={
+                **trace.meta.extra, **programs.meta(), **_capture_meta(cap.stats)})
+            trace = dataclasses.replace(trace, calls=programs.calls(trace), kernel_states=states, meta=meta,
+                                        warnings=tuple(warnings))
+            analysis = analyze(trace)
+            write_pcapng(path, trace, analysis, lang=lang)
+            programs.keep()
+    finally:
+        _restore(old)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return RunResult(path, trace, analysis, error, interrupted)
