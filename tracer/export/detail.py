@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import explain, label, state_name
 from tracer.core.model import AnalysisFlag, CauseBy, Side, TcpState, flags_str
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.dissect import dissect, hexdump
+from tracer.i18n.explain import explain, label, state_name
 
 _LABELS = {
     "en": {"packet": "Packet", "cause": "Cause", "why": "Why", "states": "TCP states after it",

@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import label as reason_words
 from tracer.core.model import ACK, PROTO_TCP, PROTO_UDP, AnalysisFlag, CauseBy, SocketCall, StreamInfo
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.errors import UsageError
 from tracer.export.ladder import ANALYSIS_LABELS, call_streams, caused_streams
+from tracer.i18n.explain import label as reason_words
 from tracer.tui.rows import lanes_of
 
 MOD32 = 1 << 32

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tracer.core.call_explain import same_as
+from tracer.i18n.calls import same_as
 from tracer.lesson.steps import Lesson, Step
 
 # Errnos each call can plausibly fail with, for distractors when the trace has too few.
