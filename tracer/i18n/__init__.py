@@ -44,12 +44,15 @@ def has(key: str, lang: str = "en") -> bool:
     return key in catalog(lang_of(lang))
 
 
+def lookup(key: str, texts: dict[str, str], english: dict[str, str]) -> str:
+    """``texts[key]``, else ``english[key]``; KeyError when English lacks it too (a bug)."""
+    text = texts.get(key)
+    return english[key] if text is None else text
+
+
 def template(key: str, lang: str) -> str:
     """The unformatted text of ``key`` in ``lang`` (English when not translated)."""
-    text = catalog(lang_of(lang)).get(key)
-    if text is None:
-        text = catalog("en")[key]  # KeyError: the key is missing from the catalogue
-    return text
+    return lookup(key, catalog(lang_of(lang)), catalog("en"))
 
 
 def t(key: str, lang: str, **params: object) -> str:

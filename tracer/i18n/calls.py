@@ -36,7 +36,7 @@ def explain_call(c: SocketCall, lang: str = "en") -> str:
     """The sentence for call ``c`` in ``lang`` ("en" or "zh")."""
     name = same_as(c.call)
     out = outcome(c)
-    for key in (f"call.{name}.{out}", f"call.{name}.any", f"call.any.{'error' if out == 'error' else 'any'}"):
-        if has(key):
-            return t(key, lang, call=c.call, errno=c.error or "", result=c.result or "")
+    for call, result in ((name, out), (name, "any"), ("any", "error" if out == "error" else "any")):
+        if has(f"call.{call}.{result}"):
+            return t(f"call.{call}.{result}", lang, call=c.call, errno=c.error or "", result=c.result or "")
     raise AssertionError("unreachable: the catalogue has catch-all keys")  # pragma: no cover
