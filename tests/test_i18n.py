@@ -22,6 +22,7 @@ import pytest
 from conftest import REPO
 from tracer.core.model import TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
+from tracer.errors import EXIT_NAMES
 from tracer.i18n import LANGS, LOCALES, both, catalog, lookup, po, t, template
 from tracer.i18n.calls import SAME_AS
 from tracer.i18n.explain import _NOUN_KEYS
@@ -29,6 +30,8 @@ from tracer.i18n.explain import _NOUN_KEYS
 SOURCE = REPO / "tracer"
 LOCALE_DIR = SOURCE / "i18n" / "locale"
 KEY_FUNCS = {"t", "template", "both", "has"}
+# The lane roles (tracer.tui.rows.Lanes.left_role/right_role): Words tables look them up computed.
+ROLES = ("client", "server", "a", "b")
 
 
 def _call_name(node: ast.Call) -> str:
@@ -60,6 +63,7 @@ def _families() -> dict[str, tuple[set[str], set[str]]]:
         "label.": ({f"label.{r}" for r in REASONS}, set()),
         "state.": ({f"state.{s.name}" for s in TcpState}, set()),
         "call.": ({"call.any.any", "call.any.error"}, {f"call.{c}.{o}" for c in calls for o in outcomes}),
+        "exit.": ({f"exit.{n}" for n in EXIT_NAMES.values()}, set()),
         "decode.": (set(), set()),  # DecodeNote keys: literal first arguments of decode._note
     }
 
@@ -71,6 +75,98 @@ def _decode_note_keys() -> set[str]:
         for n in ast.walk(tree)
         if isinstance(n, ast.Call) and _call_name(n) == "_note" and isinstance(n.args[0], ast.Constant)
     }
+
+
+def _walk_scope(scope: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of one scope, without descending into the functions defined in it."""
+    todo = list(ast.iter_child_nodes(scope))
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts)
+
+
+def _words_definitions(trees: dict[str, ast.Module]) -> dict[str, dict[str, str]]:
+    """Per module: name -> catalogue prefix, for ``NAME = Words("p.")`` and the functions
+    that return ``NAME[lang]`` (such as ``words(lang)``)."""
+    defs: dict[str, dict[str, str]] = {}
+    for mod, tree in trees.items():
+        own: dict[str, str] = {}
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and _call_name(node.value) == "Words" and isinstance(node.value.args[0], ast.Constant)):
+                prefix = node.value.args[0].value
+                own.update({tgt.id: prefix for tgt in node.targets if isinstance(tgt, ast.Name)})
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                for ret in ast.walk(node):
+                    if (isinstance(ret, ast.Return) and isinstance(ret.value, ast.Subscript)
+                            and isinstance(ret.value.value, ast.Name) and ret.value.value.id in own):
+                        own[node.name] = own[ret.value.value.id]
+        defs[mod] = own
+    return defs
+
+
+def _words_keys() -> tuple[set[str], dict[str, set[str]]]:
+    """(keys looked up as ``w["name"]`` through a Words table, prefix -> string constants of the
+    modules that use it: the names it may look up with a computed key, e.g. a role)."""
+    trees = {_module(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(SOURCE.rglob("*.py"))}
+    defs = _words_definitions(trees)
+    need: set[str] = set()
+    constants: dict[str, set[str]] = {}
+    for mod, tree in trees.items():
+        env = dict(defs[mod])
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in defs:
+                env.update({a.asname or a.name: defs[node.module][a.name]
+                            for a in node.names if a.name in defs[node.module]})
+        if not env:
+            continue
+
+        def table_of(expr: ast.expr, bound: dict[str, str], env: dict[str, str] = env) -> str | None:
+            if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name):
+                return env.get(expr.value.id)  # WORDS[lang]
+            if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+                return env.get(expr.func.id)  # words(lang)
+            if isinstance(expr, ast.Name):
+                return bound.get(expr.id)  # w, bound from one of the above
+            return None
+
+        functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+        scopes = [tree, *(n for n in ast.walk(tree) if isinstance(n, functions))]
+        for scope in scopes:
+            bound: dict[str, str] = {}
+            for node in _walk_scope(scope):
+                if isinstance(node, ast.Assign) and (prefix := table_of(node.value, {})) is not None:
+                    bound.update({tgt.id: prefix for tgt in node.targets if isinstance(tgt, ast.Name)})
+            for node in _walk_scope(scope):
+                if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                    prefix = table_of(node.value, bound)
+                    if prefix is not None and isinstance(node.slice.value, str):
+                        need.add(prefix + node.slice.value)
+        names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        for prefix in set(env.values()):
+            constants.setdefault(prefix, set()).update(names)
+    return need, constants
+
+
+def _key_table_keys() -> set[str]:
+    """The keys of ``tracer.tui.text.Key(keys, action, shown, "key.x", in_footer=...)`` rows."""
+    out = set()
+    for node in ast.walk(ast.parse((SOURCE / "tui" / "text.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and _call_name(node) == "Key"\
+                and isinstance(node.args[3], ast.Constant):
+            key = str(node.args[3].value)
+            footer = any(k.arg == "in_footer" and isinstance(k.value, ast.Constant) and k.value.value
+                         for k in node.keywords)
+            out |= {key, key + ".footer"} if footer else {key}
+    assert len(out) > 20
+    return out
 
 
 def _used_keys() -> tuple[set[str], set[str]]:
@@ -87,6 +183,10 @@ def _used_keys() -> tuple[set[str], set[str]]:
         else:
             unknown.append(f"{path.relative_to(REPO)}: f-string key prefix {value!r}")
     assert not unknown, "key families this test does not enumerate: " + "; ".join(unknown)
+    words_need, constants = _words_keys()
+    need |= words_need
+    may |= {prefix + name for prefix, names in constants.items() for name in (*names, *ROLES)}
+    need |= _key_table_keys()
     return need, may
 
 

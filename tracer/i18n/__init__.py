@@ -11,6 +11,7 @@ docs/i18n.md says how to add a key or a language.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 
@@ -63,3 +64,28 @@ def t(key: str, lang: str, **params: object) -> str:
 def both(key: str, **params: object) -> tuple[str, str]:
     """(English, Chinese) texts of ``key``."""
     return t(key, "en", **params), t(key, "zh", **params)
+
+
+@cache
+def _section(prefix: str, lang: str) -> dict[str, str]:
+    return {k[len(prefix):]: template(k, lang) for k in catalog("en") if k.startswith(prefix)}
+
+
+class Words(Mapping[str, dict[str, str]]):
+    """``words[lang][name]`` = the template of key ``<prefix><name>``: one module's words.
+
+    For modules that look many short words up per row: one dict per language, built
+    from the catalogue on first use.  An unknown language gets English.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __getitem__(self, lang: str) -> dict[str, str]:
+        return _section(self.prefix, lang_of(lang))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(LANGS)
+
+    def __len__(self) -> int:
+        return len(LANGS)
