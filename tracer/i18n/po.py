@@ -32,7 +32,10 @@ class Entry:
 def _unquote(token: str, lineno: int) -> str:
     if len(token) < 2 or token[0] != '"' or token[-1] != '"':
         raise PoError(f"line {lineno}: expected a quoted string")
-    body, out, i = token[1:-1], [], 0
+    body = token[1:-1]
+    if "\\" not in body and '"' not in body:
+        return body  # the common case, without the character loop below
+    out, i = [], 0
     while i < len(body):
         ch = body[i]
         if ch == '"':
