@@ -60,22 +60,23 @@ KEYS: tuple[Key, ...] = (
     Key("q", "quit", "q", "key.quit", in_footer=True),
 )
 
-# Presenter mode (--present, --quiz) has keys of its own: fewer, and bigger steps.
+# Presenter mode (--present, --quiz) has keys of its own: fewer, and bigger steps; some
+# are the ladder's own.
+_LADDER = {k.action: k for k in KEYS}
 PRESENT_KEYS: tuple[Key, ...] = (
     Key("space,n,right,enter", "next", "space", "key.present.next", in_footer=True),
     Key("b,left,backspace", "back", "b", "key.present.back", in_footer=True),
     Key("1,2,3,4", "answer_hint", "1–4", "key.present.answer_hint", in_footer=True),
     Key("p", "play", "p", "key.present.play", in_footer=True),
-    Key("plus,equals_sign", "faster", "+", "key.faster"),
-    Key("minus", "slower", "-", "key.slower"),
+    _LADDER["faster"],
+    _LADDER["slower"],
     Key("g,home", "first", "g", "key.present.first"),
     Key("G,end", "last", "G", "key.present.last"),
-    Key("l", "language", "l", "key.language", in_footer=True),
+    _LADDER["language"],
     Key("escape,v", "ladder", "Esc", "key.present.ladder", in_footer=True),
-    Key("question_mark", "help", "?", "key.help", in_footer=True),
-    Key("q", "quit", "q", "key.quit", in_footer=True),
+    _LADDER["help"],
+    _LADDER["quit"],
 )
-
 
 WORDS = Words("tui.")
 
