@@ -1,11 +1,13 @@
 """tracer's user-facing texts: one keyed gettext catalogue per language.
 
 Every text is stored once, under a stable dotted key (``explain.connect_syn``,
-``state.TIME_WAIT``), in ``locale/<locale>/LC_MESSAGES/tracer.po``; the text
-may use ``str.format`` named placeholders (``{path}``; a literal brace is doubled).  ``t`` formats a text,
-``template`` returns it raw for callers that cache it and format it per packet,
-``both`` gives the English and Chinese pair.  A key missing from a translation
-falls back to English; a key missing from English is a bug and raises KeyError.
+``state.TIME_WAIT``), in ``locale/<locale>/LC_MESSAGES/tracer.po``; the text may
+use ``str.format`` named placeholders (``{path}``).  ``t`` formats a text (a literal
+brace in it is doubled), ``template`` returns it raw for callers that cache it and
+format it per packet, ``both`` gives the English and Chinese pair, and
+``Words(prefix)`` one dict per language of a module's short words.  A key missing
+from a translation falls back to English; a key missing from English is a bug and
+raises KeyError.
 docs/i18n.md says how to add a key or a language.
 """
 
