@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 
 from conftest import corpus_files, tshark_fields
-from tracer.core.decode import decode_frames, note_zh
+from tracer.core.decode import decode_frames
 from tracer.core.table import PacketTable, check_table
+from tracer.i18n.explain import note_text
 from tracer.pcap.reader import read_bytes, read_capture
 
 FIELDS = (
@@ -314,7 +315,7 @@ def test_crafted_ethernet_frames_match_tshark(tmp_path: Path) -> None:
     # Fragments are not decoded further (tshark without a complete reassembly neither).
     assert names[5] == names[6] == "ipv4 fragment" and names[7] == "ipv4 proto 47"
     assert names[10] == names[11] == "ipv6 fragment"
-    assert names[14] == "malformed ipv4" and "total length 12" in t.decode_notes[14]
+    assert names[14] == "malformed ipv4" and "total length 12" in note_text(t.decode_notes[14], "en")
     assert names[-3:] == ["arp", "ethertype 0x88cc", "llc"]
     assert t.packet(13).icmp_quote is not None and t.packet(13).icmp_quote.src_ip == "::ffff:192.0.2.9"
 
@@ -332,8 +333,8 @@ def test_snaplen_cut_frames_keep_true_lengths(tmp_path: Path, snap: int) -> None
         elif p.proto == "udp":
             assert p.payload_len == int(first(ulen)) - 8 and p.sport == int(first(uport))
         elif p.proto == "truncated":
-            assert i in t.decode_notes and "cut short" in t.decode_notes[i]
-            assert note_zh(t.decode_notes[i]) != t.decode_notes[i]
+            assert i in t.decode_notes and "cut short" in note_text(t.decode_notes[i], "en")
+            assert note_text(t.decode_notes[i], "zh") != note_text(t.decode_notes[i], "en")
         if p.ip_version == 4:
             assert p.src_ip == first(ip4)
         if p.ip_version == 6:
@@ -410,4 +411,4 @@ def test_frames_past_end_of_buffer_are_truncated_not_errors() -> None:
         np.zeros(1, dtype=np.int32),
         np.ones(1, dtype=np.int32),
     )
-    assert t.proto_name(0) == "truncated" and "10 of 14" in t.decode_notes[0]
+    assert t.proto_name(0) == "truncated" and "10 of 14" in note_text(t.decode_notes[0], "en")

@@ -7,9 +7,9 @@ import string
 
 import pytest
 
-from tracer.core.explain import LANGS, explain, reasons_missing_text, state_name, template
 from tracer.core.model import Side, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
+from tracer.i18n.explain import LANGS, explain, reasons_missing_text, state_name, template
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 PLACEHOLDERS = {"src", "dst", "len", "seq", "ack"}

@@ -30,11 +30,11 @@ import pytest
 
 from conftest import CAPTURES, REPO, corpus_files, tiled_lesson, tshark_fields
 from tracer.cli import load
-from tracer.core.explain import label as reason_label
-from tracer.core.explain import state_name
 from tracer.core.model import PROTO_TCP, TcpState
 from tracer.core.reasons import REASONS
 from tracer.export.svg import render_svg
+from tracer.i18n.explain import label as reason_label
+from tracer.i18n.explain import state_name
 from tracer.lesson.steps import Lesson, build_lesson
 
 NS = "{http://www.w3.org/2000/svg}"

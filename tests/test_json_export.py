@@ -17,11 +17,11 @@ import tracer.export.json_export as jx
 from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
-from tracer.core.explain import explain
 from tracer.core.model import AnalysisFlag, Side, TcpState, flags_str
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.export.json_export import write_json
+from tracer.i18n.explain import explain
 from tracer.pcap.reader import read_capture
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import CAPTURES, corpus_files, tshark_fields
 from tracer.cli import load
-from tracer.core.call_explain import explain_call
 from tracer.core.model import SocketCall
+from tracer.i18n.calls import explain_call
 from tracer.lesson.quiz import PLAUSIBLE_ERRNOS, WORDS, Score, asks, packet_choice, questions
 from tracer.lesson.steps import Lesson, build_lesson
 

@@ -19,10 +19,10 @@ from test_decode import compare
 from test_reader import crafted_pcapng, same_packets
 
 from conftest import CORPUS, corpus_manifest
-from tracer.core.decode import note_zh
 from tracer.core.table import check_table
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, CaptureError
+from tracer.i18n.explain import note_text
 from tracer.pcap.reader import read_bytes, read_capture
 
 
@@ -186,7 +186,7 @@ def survive(data: bytes) -> None:
         for w in t.warnings:
             assert "\n" not in w.message and w.message_zh
         for note in t.packets.decode_notes.values():
-            assert note_zh(note) != note, note  # every note has its Chinese text
+            assert note_text(note, "zh") != note_text(note, "en"), note  # every note has its Chinese text
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,10 +16,10 @@ from textual.widgets import Static, Tree
 from conftest import CAPTURES, tshark_fields
 from tracer.cli import load
 from tracer.core.analyze import analyze
-from tracer.core.explain import explain
 from tracer.core.model import PROTO_TCP, Side
 from tracer.core.reasons import REASONS
 from tracer.export.ladder import render_ladder
+from tracer.i18n.explain import explain
 from tracer.pcap.reader import read_capture_head
 from tracer.tui.app import LiveSpec, TracerApp
 from tracer.tui.panes import ExplainPane, SourcePane, call_line
@@ -73,7 +73,7 @@ def test_cursor_keys_move_the_selection_and_update_the_panes() -> None:
         await pilot.press("pageup")
         assert ladder.cursor == 0
         assert "row 1 of" in _status(app)
-        # The explanation pane says what tracer.core.explain says of the selected packet.
+        # The explanation pane says what tracer.i18n.explain says of the selected packet.
         m = app.model
         assert m is not None
         r = next(r for r in range(len(m)) if int(m.kind[r]) == KIND_PACKET and

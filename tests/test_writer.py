@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from conftest import CORPUS, corpus_manifest
 from tracer.core.analyze import analyze
-from tracer.core.explain import explain
 from tracer.core.model import (
     KernelSocketState,
     SocketCall,
@@ -38,6 +37,7 @@ from tracer.core.reasons import REASONS
 from tracer.core.table import COLUMNS, PacketTable
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
+from tracer.i18n.explain import explain
 from tracer.pcap import tracer_block
 from tracer.pcap.reader import read_bytes, read_capture
 from tracer.pcap.tracer_block import PEN, Payload, decode, encode

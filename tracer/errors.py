@@ -1,10 +1,14 @@
 """Errors the user sees, each with an English and a Simplified Chinese one-line message.
 
+The exit codes' meanings are catalogue keys ``exit.*`` (tracer.i18n).
+
 The CLI catches ``TracerError``, prints ``str(err)`` (English) or ``err.message_zh``
 and exits with ``err.exit_code``.  The exit codes are documented and stable.
 """
 
 from __future__ import annotations
+
+from tracer.i18n import both
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: anything that is not a TracerError
@@ -15,16 +19,18 @@ EXIT_MISSING_TOOL = 5  # an external tool (tshark, tcpdump, ...) is missing
 EXIT_CHECK_FAILED = 6  # tracer run --check: the run differs from the scenario's EXPECT
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
-EXIT_CODES: dict[int, tuple[str, str]] = {
-    EXIT_OK: ("ok", "成功"),
-    EXIT_INTERNAL: ("internal error", "内部错误"),
-    EXIT_INPUT: ("input file error", "输入文件错误"),
-    EXIT_USAGE: ("usage error", "用法错误"),
-    EXIT_PRIVILEGES: ("missing privileges", "权限不足"),
-    EXIT_MISSING_TOOL: ("missing tool", "缺少工具"),
-    EXIT_CHECK_FAILED: ("the run differs from the scenario's expectation", "运行结果与场景的预期不符"),
-    EXIT_INTERRUPTED: ("interrupted", "已中断"),
+# Exit code -> its name; the meaning is catalogue key ``exit.<name>``.
+EXIT_NAMES: dict[int, str] = {
+    EXIT_OK: "ok",
+    EXIT_INTERNAL: "internal",
+    EXIT_INPUT: "input",
+    EXIT_USAGE: "usage",
+    EXIT_PRIVILEGES: "privileges",
+    EXIT_MISSING_TOOL: "missing_tool",
+    EXIT_CHECK_FAILED: "check_failed",
+    EXIT_INTERRUPTED: "interrupted",
 }
+EXIT_CODES: dict[int, tuple[str, str]] = {code: both(f"exit.{name}") for code, name in EXIT_NAMES.items()}
 
 
 def _one_line(text: str) -> str:

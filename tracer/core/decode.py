@@ -17,7 +17,6 @@ never derived from the captured length, so snaplen-cut frames keep their size.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -25,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tracer.core.model import FIXED_PROTO_NAMES, IcmpQuote
+from tracer.core.model import FIXED_PROTO_NAMES, DecodeNote, IcmpQuote
 from tracer.core.table import COLUMNS, I32, I64, FrameSource, PacketTable
 
 U8A = npt.NDArray[np.uint8]
@@ -94,47 +93,12 @@ def _proto_name(key: int) -> str:
     return names.get(cat, f"unknown {key}")
 
 
-# --- decode notes (English; ``note_zh`` translates) ---------------------------------
-
-_NOTE_CUT = "{layer} header cut short: {have} of {need} bytes captured"
-_NOTE_BAD_IHL = "IPv4 header length {ihl} is invalid (minimum 20)"
-_NOTE_BAD_VERSION = "IP version {v} where IPv{want} was expected"
-_NOTE_BAD_ANY_VERSION = "IP version {v} where IPv4 or IPv6 was expected"
-_NOTE_BAD_TOTLEN = "IPv4 total length {tot} is less than the header length {ihl}"
-_NOTE_BAD_THL = "TCP header length {thl} is invalid (minimum 20)"
-_NOTE_OPTS_CUT = "TCP options cut short: {have} of {need} option bytes captured"
-
-# English template -> Simplified Chinese template (same placeholders).
-_ZH_TEMPLATES = {
-    _NOTE_CUT: "{layer} 头部被截断：需要 {need} 字节，只捕获了 {have} 字节",
-    _NOTE_BAD_IHL: "IPv4 头部长度 {ihl} 无效（最小为 20）",
-    _NOTE_BAD_VERSION: "IP 版本为 {v}，应为 IPv{want}",
-    _NOTE_BAD_ANY_VERSION: "IP 版本为 {v}，应为 IPv4 或 IPv6",
-    _NOTE_BAD_TOTLEN: "IPv4 总长度 {tot} 小于头部长度 {ihl}",
-    _NOTE_BAD_THL: "TCP 头部长度 {thl} 无效（最小为 20）",
-    _NOTE_OPTS_CUT: "TCP 选项被截断：需要 {need} 字节选项，只捕获了 {have} 字节",
-}
+# --- decode notes ------------------------------------------------------------------
 
 
-def _template_rx(template: str) -> re.Pattern[str]:
-    """A regex matching ``template``: ``{layer}`` captures text, other ``{name}``s numbers."""
-
-    def group(m: re.Match[str]) -> str:
-        return f"(?P<{m[1]}>.+?)" if m[1] == "layer" else f"(?P<{m[1]}>-?\\d+)"
-
-    return re.compile(re.sub(r"\\\{(\w+)\\\}", group, re.escape(template)))
-
-
-_ZH = tuple((_template_rx(en), zh) for en, zh in _ZH_TEMPLATES.items())
-
-
-def note_zh(note: str) -> str:
-    """The Simplified Chinese text of a ``decode_notes`` entry."""
-    for rx, tmpl in _ZH:
-        m = rx.fullmatch(note)
-        if m:
-            return tmpl.format(**m.groupdict())
-    return note
+def _note(key: str, **params: int | str) -> DecodeNote:
+    """A note rendered from catalogue key ``decode.<key>`` (``tracer.i18n.explain.note_text``)."""
+    return DecodeNote(key, tuple(params.items()))
 
 
 # --- gathers ------------------------------------------------------------------------
@@ -242,7 +206,7 @@ class _Decoder:
         self.ts_ecr: I64 = out["ts_ecr"]
         self.icmp_type: npt.NDArray[np.int16] = out["icmp_type"]
         self.icmp_code: npt.NDArray[np.int16] = out["icmp_code"]
-        self.notes: dict[int, str] = {}
+        self.notes: dict[int, DecodeNote] = {}
         self.sack_blocks: dict[int, tuple[tuple[int, int], ...]] = {}
         self.icmp_quotes: dict[int, IcmpQuote] = {}
         # IP layer results (rows, values) for address interning.
@@ -270,7 +234,7 @@ class _Decoder:
         have = np.maximum(self.capend[rows] - start, 0)
         needs = np.broadcast_to(np.asarray(need, dtype=np.int64), rows.shape)
         for r, h, nd in zip(rows.tolist(), have.tolist(), needs.tolist(), strict=True):
-            self.notes[r] = _NOTE_CUT.format(layer=layer, have=h, need=nd)
+            self.notes[r] = _note("cut", layer=layer, have=h, need=nd)
 
     # --- link layer -------------------------------------------------------------------
 
@@ -399,7 +363,7 @@ class _Decoder:
             bad = e < 0
             self.key[rows[bad]] = (_C_BADIP << 32) | ver[bad]
             for r, vv in zip(rows[bad].tolist(), ver[bad].tolist(), strict=True):
-                self.notes[r] = _NOTE_BAD_ANY_VERSION.format(v=vv)
+                self.notes[r] = _note("bad_any_version", v=vv)
             et[rows] = e
             l3[rows[bad]] = -1
         # What is left and not IP gets named by its ethertype.
@@ -420,9 +384,8 @@ class _Decoder:
         for sel, fmt in ((badv, "v"), (badi, "ihl")):
             if sel.any():
                 for r, x in zip(rows[sel].tolist(), (ver if fmt == "v" else ihl)[sel].tolist(), strict=True):
-                    self.notes[r] = (
-                        _NOTE_BAD_VERSION.format(v=x, want=4) if fmt == "v" else _NOTE_BAD_IHL.format(ihl=x)
-                    )
+                    note = _note("bad_version", v=x, want=4) if fmt == "v" else _note("bad_ihl", ihl=x)
+                    self.notes[r] = note
                 self.key[rows[sel]] = (_C_BADIP << 32) | 4
         # A total length shorter than the header is bogus; tshark stops before the addresses.
         tot = _be16(b, 2)
@@ -430,7 +393,7 @@ class _Decoder:
         if short.any():
             self.key[rows[short]] = (_C_BADIP << 32) | 4
             for r, t_, h in zip(rows[short].tolist(), tot[short].tolist(), ihl[short].tolist(), strict=True):
-                self.notes[r] = _NOTE_BAD_TOTLEN.format(tot=t_, ihl=h)
+                self.notes[r] = _note("bad_totlen", tot=t_, ihl=h)
         good = ~(badv | badi | short)
         rows, l3, b, ihl = _sel(good, rows, l3, b, ihl)
         self.ip_version[rows] = 4
@@ -460,7 +423,7 @@ class _Decoder:
         bad = ver != 6
         if bad.any():
             for r, x in zip(rows[bad].tolist(), ver[bad].tolist(), strict=True):
-                self.notes[r] = _NOTE_BAD_VERSION.format(v=x, want=6)
+                self.notes[r] = _note("bad_version", v=x, want=6)
             self.key[rows[bad]] = (_C_BADIP << 32) | 6
             rows, l3, b = rows[~bad], l3[~bad], b[~bad]
         self.ip_version[rows] = 6
@@ -517,7 +480,7 @@ class _Decoder:
         self.payload_len[rows] = np.maximum(iplen - np.maximum(thl, 20), 0)
         badh = thl < 20
         for r, x in zip(rows[badh].tolist(), thl[badh].tolist(), strict=True):
-            self.notes[r] = _NOTE_BAD_THL.format(thl=x)
+            self.notes[r] = _note("bad_thl", thl=x)
         has = np.flatnonzero(thl > 20)
         if has.size:
             self._tcp_options(rows[has], l4[has] + 20, thl[has] - 20)
@@ -527,7 +490,7 @@ class _Decoder:
         avail = np.minimum(olen, self.capend[rows] - start)
         cut = avail < olen
         for r, h, nd in zip(rows[cut].tolist(), avail[cut].tolist(), olen[cut].tolist(), strict=True):
-            self.notes[r] = _NOTE_OPTS_CUT.format(have=max(h, 0), need=nd)
+            self.notes[r] = _note("opts_cut", have=max(h, 0), need=nd)
         ob = gather_bytes(self.buf, start, 40)
         k = rows.shape[0]
         pos = np.zeros(k, dtype=np.int64)
@@ -716,7 +679,7 @@ class TableBuilder:
         self._keys: dict[int, int] = {}
         self.sack_blocks: dict[int, tuple[tuple[int, int], ...]] = {}
         self.icmp_quotes: dict[int, IcmpQuote] = {}
-        self.notes: dict[int, str] = {}
+        self.notes: dict[int, DecodeNote] = {}
 
     def __len__(self) -> int:
         return self._n

@@ -47,8 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import state_name
-from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState
+from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState, rfc_name
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 
@@ -301,7 +300,7 @@ def _why_not(p: PacketLine, rows: _Rows, i: int, prev_t: int | None) -> str | No
     for side, st in p.states:
         got = rows.end_state(i, side)
         if got != st:
-            return f"{side}={state_name(got, 'en') if got is not None else '?'}"
+            return f"{side}={rfc_name(got) if got is not None else '?'}"
     if not _cause_ok(p.cause, rows, i):
         return f"cause {_cause_text(rows, i)}"
     if prev_t is not None and (p.dt_min is not None or p.dt_max is not None):

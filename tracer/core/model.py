@@ -63,6 +63,11 @@ class TcpState(IntEnum):
     LAST_ACK = 11
 
 
+def rfc_name(state: TcpState) -> str:
+    """The RFC 9293 spelling of ``state`` ("TIME-WAIT"), in every language."""
+    return state.name.replace("_", "-")
+
+
 class AnalysisFlag(IntEnum):
     """tshark's TCP analysis flags, as bit numbers of ``Analysis.analysis``.
 
@@ -125,6 +130,17 @@ class TcpOptions:
     sack_blocks: tuple[tuple[int, int], ...] = ()
     ts_val: int | None = None
     ts_ecr: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeNote:
+    """Why a frame was not fully decoded: catalogue key ``decode.<key>`` and its parameters.
+
+    Core stores no sentences; ``tracer.i18n.explain.note_text`` renders one in a language.
+    """
+
+    key: str
+    params: tuple[tuple[str, int | str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

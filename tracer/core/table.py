@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from tracer.core.model import (
     FIXED_PROTO_NAMES,
+    DecodeNote,
     IcmpQuote,
     Packet,
     TcpOptions,
@@ -117,7 +118,7 @@ class PacketTable:
     icmp_quotes: dict[int, IcmpQuote] = field(default_factory=dict)
     comments: dict[int, str] = field(default_factory=dict)
     # Row -> why the frame could not be decoded fully (truncated header, ...).
-    decode_notes: dict[int, str] = field(default_factory=dict)
+    decode_notes: dict[int, DecodeNote] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])

@@ -8,24 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import explain, label, state_name
 from tracer.core.model import AnalysisFlag, CauseBy, Side, TcpState, flags_str
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.dissect import dissect, hexdump
+from tracer.i18n import Words
+from tracer.i18n.explain import explain, label, state_name
 
-_LABELS = {
-    "en": {"packet": "Packet", "cause": "Cause", "why": "Why", "states": "TCP states after it",
-           "analysis": "TCP analysis", "layers": "Layers (scapy)", "bytes": "Bytes",
-           "inferred": "inferred from TCP semantics", "kernel": "kernel", "by_call": "called",
-           "unknown": "unknown", "stream": "stream", "none": "none",
-           Side.CLIENT: "client", Side.SERVER: "server", Side.NONE: ""},
-    "zh": {"packet": "数据包", "cause": "原因", "why": "解释", "states": "之后的 TCP 状态",
-           "analysis": "TCP 分析", "layers": "协议层（scapy）", "bytes": "字节",
-           "inferred": "根据 TCP 语义推断", "kernel": "内核", "by_call": "调用了",
-           "unknown": "未知", "stream": "流", "none": "无",
-           Side.CLIENT: "客户端", Side.SERVER: "服务器", Side.NONE: ""},
-}
+_LABELS = Words("detail.")  # catalogue keys detail.*
 
 
 def packet_explanation(trace: Trace, a: Analysis, i: int, lang: str = "en") -> str:
@@ -55,7 +45,7 @@ def render_detail(trace: Trace, a: Analysis, i: int, lang: str = "en") -> Iterat
     reason = REASONS[int(a.cause_reason[i])]
     side = Side(int(a.cause_side[i]))
     by = CauseBy(int(a.cause_by[i]))
-    who = L[side]
+    who = {Side.CLIENT: L["client"], Side.SERVER: L["server"]}.get(side, "")
     if by == CauseBy.CALL or (by != CauseBy.KERNEL and int(a.cause_call[i]) > 0):
         what = f"{who} {L['by_call']} {CALL_NAMES[int(a.cause_call[i])]}()"
     elif by == CauseBy.KERNEL:

@@ -30,88 +30,14 @@ from tracer.core.pysource import literal_assignments
 from tracer.core.trace import Trace
 from tracer.export.ladder import LABELS
 from tracer.export.mermaid import render_mermaid
+from tracer.i18n import Words
 from tracer.lesson.steps import Lesson, Step
 
 MERMAID_STEPS = 300  # about 30,000 characters: under Mermaid's default maxTextSize of 50,000
 MAX_NUMBERS = 12  # packet numbers listed in one notice before "…"
 MAX_STREAMS = 8  # streams listed in "who is who" and "how each stream ended"
 
-TEXT: dict[str, dict[str, str]] = {
-    "en": {
-        "handout": "tracer handout",
-        "scenario": "scenario {name}",
-        "capture": "capture {source}",
-        "counts": "steps: {steps} · packets: {packets} · calls that sent nothing: {calls} · "
-        "streams: {streams}",
-        "who": "Who is who",
-        "stream": "stream",
-        "diagram": "Diagram",
-        "diagram_cut": "The diagram shows the first {n} of {total} steps; the list below has them all.",
-        "steps": "Step by step",
-        "packet": "packet {no}",
-        "packets": "packets {no}",
-        "kernel": "kernel",
-        "warning": "warning",
-        "states": "States after",
-        "notice": "What to notice",
-        "scenario_notes": "The scenario's notes",
-        "more_streams": "… and {n} more streams",
-        "kernel_sent": "The kernel sent {n} of the {total} packets by itself, with no socket call: {list}.",
-        "no_calls": "No socket calls were recorded in this capture: a call or kernel marked ~ is inferred "
-        "from TCP semantics.",
-        "accept_after": "accept() returned {dt} after the handshake was complete (packet {no}): the kernel "
-        "had finished it alone, and accept() only took the connection from the queue.",
-        "failed": "{call} failed with {errno}: {label}.",
-        "flags": "tshark's analysis marks {what}: {list}.",
-        "rst": "Packet {no} is a reset (RST): {cause}.",
-        "ended": "At the end of the capture, {stream}: {states}.",
-        "bytes": "{stream}: {parts}.",
-        "bytes_part": "{who} sent {bytes} bytes in {n} packets",
-        "bytes_part1": "{who} sent {bytes} bytes in 1 packet",
-        "kernel_item": "{cause} ({nos})",
-        "warnings": "tracer warned {n} times about this capture (see the steps marked warning).",
-        "nothing": "Nothing stands out: see the steps above.",
-        "list_more": "… ({n} in all)",
-        "s": "{v} s",
-        "ms": "{v} ms",
-    },
-    "zh": {
-        "handout": "tracer 讲义",
-        "scenario": "场景 {name}",
-        "capture": "抓包文件 {source}",
-        "counts": "步骤：{steps} · 数据包：{packets} · 没有发出数据包的调用：{calls} · 流：{streams}",
-        "who": "各端是谁",
-        "stream": "流",
-        "diagram": "时序图",
-        "diagram_cut": "时序图只画出 {total} 步中的前 {n} 步；下面的列表包含全部步骤。",
-        "steps": "逐步说明",
-        "packet": "数据包 {no}",
-        "packets": "数据包 {no}",
-        "kernel": "内核",
-        "warning": "警告",
-        "states": "之后的状态",
-        "notice": "值得注意",
-        "scenario_notes": "场景中的提示",
-        "more_streams": "……另有 {n} 条流",
-        "kernel_sent": "{total} 个数据包中有 {n} 个是内核自己发出的，没有任何套接字调用：{list}。",
-        "no_calls": "这个抓包没有记录套接字调用：标有 ~ 的调用或内核动作是根据 TCP 语义推断的。",
-        "accept_after": "accept() 在握手完成（数据包 {no}）{dt}之后才返回：握手由内核独自完成，"
-        "accept() 只是从队列中取出这个连接。",
-        "failed": "{call} 失败，错误为 {errno}：{label}。",
-        "flags": "tshark 的分析标记“{what}”：{list}。",
-        "rst": "数据包 {no} 是复位（RST）：{cause}。",
-        "ended": "抓包结束时，{stream}：{states}。",
-        "bytes": "{stream}：{parts}。",
-        "bytes_part": "{who}用 {n} 个数据包发送了 {bytes} 字节",
-        "bytes_part1": "{who}用 1 个数据包发送了 {bytes} 字节",
-        "kernel_item": "{cause}（{nos}）",
-        "warnings": "tracer 对这个抓包给出了 {n} 条警告（见标为警告的步骤）。",
-        "nothing": "没有特别之处：请看上面的步骤。",
-        "list_more": "……（共 {n} 个）",
-        "s": "{v} 秒",
-        "ms": "{v} 毫秒",
-    },
-}
+TEXT = Words("handout.")  # the handout's words: catalogue keys handout.*
 
 # CommonMark: any ASCII punctuation may be backslash-escaped; these start inline syntax
 # (emphasis, code, links, raw HTML, entities, table cells, strikethrough, a heading's closing #).

@@ -24,7 +24,6 @@ import numpy.typing as npt
 
 from tracer import __version__
 from tracer.core.analysis import Analysis
-from tracer.core.explain import template
 from tracer.core.model import (
     PROTO_TCP,
     CauseBy,
@@ -38,10 +37,11 @@ from tracer.core.model import (
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.table import PacketTable
 from tracer.core.trace import Trace
+from tracer.i18n.explain import template
 
 CHUNK_ROWS = 8192
 LANGS = ("en", "zh")
-# Keys a template may use (``tracer.core.explain.template``).
+# Keys a template may use (``tracer.i18n.explain.template``).
 TEMPLATE_KEYS = frozenset({"src", "dst", "len", "seq", "ack"})
 
 ObjArray = npt.NDArray[np.object_]

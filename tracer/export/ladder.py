@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import label, state_name, template
 from tracer.core.model import (
     PROTO_TCP,
     PROTO_UDP,
@@ -36,6 +35,7 @@ from tracer.core.model import (
 )
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
+from tracer.i18n.explain import label, state_name, template
 
 _FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
                (0x40, "ECE"), (0x80, "CWR"))  # fmt: skip
@@ -128,9 +128,9 @@ ANALYSIS_LABELS: dict[str, dict[AnalysisFlag, str]] = {
 }
 
 
-# Short cause labels for the ladder rows (the full sentences are in tracer.core.explain).
+# Short cause labels for the ladder rows (the full sentences are in tracer.i18n.explain).
 def reason_label(name: str, lang: str) -> str:
-    """A few words for cause reason ``name`` (see ``tracer.core.explain.label``)."""
+    """A few words for cause reason ``name`` (see ``tracer.i18n.explain.label``)."""
     return label(name, lang)
 
 

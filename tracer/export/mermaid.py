@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from tracer.core.model import AnalysisFlag, TcpState
 from tracer.export.ladder import ANALYSIS_LABELS, LABELS, clip, wrap_cut
+from tracer.i18n import Words
 from tracer.lesson.steps import Lesson, Step
 
 # Characters Mermaid would read as syntax or markup, as its entity codes.
@@ -42,22 +43,7 @@ _RETRANSMISSIONS = (AnalysisFlag.RETRANSMISSION, AnalysisFlag.FAST_RETRANSMISSIO
                     AnalysisFlag.SPURIOUS_RETRANSMISSION)
 _LEFT_ROLES = ("client", "a")
 
-_WORDS = {
-    "en": {
-        "legend": "%% ->> sent by a socket call, -->> by the kernel on its own; "
-        "-x/--x RST or ICMP error; -)/--) retransmission",
-        "steps": "%% tracer: {title}: {n} steps",
-        "more": "… {n} more steps not shown (tracer replay shows them all)",
-        "capture": "capture",
-    },
-    "zh": {
-        "legend": "%% ->> 由套接字调用发出，-->> 由内核自行发出；-x/--x 为 RST 或 ICMP 差错；"
-        "-)/--) 为重传",
-        "steps": "%% tracer：{title}：{n} 步",
-        "more": "…… 另有 {n} 步未显示（tracer replay 可看到全部）",
-        "capture": "抓包",
-    },
-}
+_WORDS = Words("mermaid.")  # legend and notes: catalogue keys mermaid.*
 
 
 def escape(text: str) -> str:

@@ -39,12 +39,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import label as reason_words
 from tracer.core.model import ACK, PROTO_TCP, PROTO_UDP, AnalysisFlag, CauseBy, SocketCall, StreamInfo
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.errors import UsageError
 from tracer.export.ladder import ANALYSIS_LABELS, call_streams, caused_streams
+from tracer.i18n import Words
+from tracer.i18n.explain import label as reason_words
 from tracer.tui.rows import lanes_of
 
 MOD32 = 1 << 32
@@ -62,48 +63,7 @@ _ICMP6_TYPES = {1: "unreachable", 2: "packet_too_big", 3: "time_exceeded", 4: "p
                 128: "echo_request", 129: "echo_reply"}
 _ICMP6_UNREACH = {0: "no_route", 1: "admin_prohibited", 3: "address_unreachable", 4: "port_unreachable"}
 
-_TEXT = {
-    "en": {
-        "head": "// tracer: packetdrill-style script from {source}: review before running",
-        "stream": "// {proto} stream {index}: system under test = {role} {sut}, peer = {peer_role} {peer}",
-        "arrows": "// '<' = sent by the peer (packetdrill injects it), '>' = sent by the system under test",
-        "numbers": "// seq/ack relative to each side's initial sequence number; win = raw window field",
-        "fds": "// file descriptors renumbered from 3 as packetdrill's process gets them "
-        "(traced fd in comments)",
-        "run": "// run e.g. packetdrill --ip_version={ipv} --{port_opt}={port} FILE "
-        "(it uses its own addresses)",
-        "no_calls": "// no socket calls of the {role} were recorded: add socket()/bind()/listen()/accept() "
-        "or connect() lines before running",
-        "client": "client", "server": "server", "a": "A", "b": "B", "kernel": "kernel",
-        "fd": "fd {fd} in the trace", "line": "line {line}", "no_return": "did not return",
-        "nonblocking": "{call}(): CPython switches the socket to O_NONBLOCK and waits with poll()",
-        "options_left": "TCP option kind {kinds} has no packetdrill word: left out",
-        "options_rebuilt": "options rebuilt from the decoded fields (header bytes not captured)",
-        "exit_close": "closed when the process ended ({by})",
-        "elsewhere": "#{no} {what}: between the peer and a router, not seen by the system under test",
-        "no_stream": "packetdrill export: {what} has no {proto} stream {index} (it has {count})",
-        "nothing": "packetdrill export: {what} has no TCP or UDP stream to script",
-    },
-    "zh": {
-        "head": "// tracer：由 {source} 生成的 packetdrill 风格脚本：运行前请先检查",
-        "stream": "// {proto} 流 {index}：被测方 = {role} {sut}，对端 = {peer_role} {peer}",
-        "arrows": "// '<' = 对端发送（由 packetdrill 注入），'>' = 被测方发送",
-        "numbers": "// seq/ack 相对各方的初始序号；win = 原始窗口字段",
-        "fds": "// 文件描述符按 packetdrill 进程的分配方式从 3 重新编号（注释中为跟踪到的描述符）",
-        "run": "// 运行示例：packetdrill --ip_version={ipv} --{port_opt}={port} FILE（它使用自己的地址）",
-        "no_calls": "// 没有记录到{role}的套接字调用：运行前请补上 socket()/bind()/listen()/accept() "
-        "或 connect()",
-        "client": "客户端", "server": "服务器", "a": "A", "b": "B", "kernel": "内核",
-        "fd": "跟踪中的描述符 {fd}", "line": "第 {line} 行", "no_return": "未返回",
-        "nonblocking": "{call}()：CPython 把套接字设为 O_NONBLOCK 并用 poll() 等待",
-        "options_left": "TCP 选项类型 {kinds} 在 packetdrill 中没有对应写法：已省略",
-        "options_rebuilt": "选项由解码字段重建（未捕获到首部字节）",
-        "exit_close": "进程结束时关闭（{by}）",
-        "elsewhere": "#{no} {what}：在对端与路由器之间，被测方看不到",
-        "no_stream": "packetdrill 导出：{what} 中没有 {proto} 流 {index}（共有 {count} 条）",
-        "nothing": "packetdrill 导出：{what} 中没有可生成脚本的 TCP 或 UDP 流",
-    },
-}
+_TEXT = Words("packetdrill.")  # the script's comments and errors: catalogue keys packetdrill.*
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from tracer.core.model import PROTO_TCP
 from tracer.export.ladder import LABELS, clip, text_width, wrap_cut
+from tracer.i18n import Words
 from tracer.lesson.steps import Lesson, Step
 
 MONO = ("'DejaVu Sans Mono', Menlo, Consolas, 'Noto Sans Mono CJK SC', 'Noto Sans CJK SC', "
@@ -34,32 +35,7 @@ MONO = ("'DejaVu Sans Mono', Menlo, Consolas, 'Noto Sans Mono CJK SC', 'Noto San
 SANS = "'DejaVu Sans', Arial, 'Noto Sans CJK SC', 'Source Han Sans SC', 'Microsoft YaHei', sans-serif"
 EM = 0.6  # width of one column in em: a monospace advance; a CJK character is two columns
 
-TEXT: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "tracer ladder — {title}",
-        "summary": "steps: {steps} · packets: {packets} · streams: {streams} · warnings: {warnings}",
-        "legend": "Time flows down, one row per step (rows are in time order, not to scale); left: packet "
-        "number and seconds since the first packet. An arrow is a packet from its sender's lane: "
-        "flags, seq/ack (relative to each side's ISN), payload length; a dashed arrow and [ ] = "
-        "tshark's analysis flags. Outside each lane is its application: the socket call that caused "
-        "the packet, or \"kernel\" when the kernel sent it by itself (~ = inferred from TCP "
-        "semantics); a box is a call that sent nothing, where it returned. A grey tag at a lane: "
-        "that side's new TCP state.",
-        "relay": "An arrow that starts between the lanes comes from a host in between (a router).",
-        "empty": "(no steps)",
-    },
-    "zh": {
-        "title": "tracer 阶梯图 — {title}",
-        "summary": "步骤：{steps} · 数据包：{packets} · 流：{streams} · 警告：{warnings}",
-        "legend": "时间自上而下，每一步一行（按时间顺序，不按比例）；左侧：数据包序号和距第一个数据包的秒数。"
-        "箭头是从发送方一侧发出的数据包：标志位、seq/ack（相对各自的初始序号）、载荷长度；"
-        "虚线箭头和 [ ] 表示 tshark 的分析标记。每条竖线外侧是该端的应用程序：引起这个数据包的套接字调用，"
-        "或者“内核”表示由内核自己发出（~ = 根据 TCP 语义推断）；方框是没有发出数据包的调用，"
-        "位于它返回的时刻。竖线旁的灰色标签：该端新的 TCP 状态。",
-        "relay": "从两条竖线之间出发的箭头来自中间的主机（路由器）。",
-        "empty": "（没有步骤）",
-    },
-}
+TEXT = Words("svg.")  # title, summary, legend: catalogue keys svg.*
 
 # Sizes in px.
 PAD = 14

@@ -15,7 +15,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tracer.core.call_explain import same_as
+from tracer.i18n import Words
+from tracer.i18n.calls import same_as
 from tracer.lesson.steps import Lesson, Step
 
 # Errnos each call can plausibly fail with, for distractors when the trace has too few.
@@ -31,34 +32,7 @@ PLAUSIBLE_ERRNOS: dict[str, tuple[str, ...]] = {
 }
 _SUCCESS = "success"  # the choice "the call succeeds", in the errno questions
 
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "q_packet": "What goes on the wire next: who sends what, and why?",
-        "q_errno": "The {who}'s {call}: what does it return?",
-        "kernel_sends": "the {who}'s kernel sends {what} on its own",
-        "call_sends": "the {who}'s {call} makes it send {what}",
-        "sends": "the {who} sends {what}",
-        "succeeds": "it succeeds",
-        "fails": "it fails with {errno}",
-        "client": "client",
-        "server": "server",
-        "a": "first host",
-        "b": "second host",
-    },
-    "zh": {
-        "q_packet": "接下来线路上会出现什么：谁发送了什么，为什么？",
-        "q_errno": "{who}的 {call}：它返回什么？",
-        "kernel_sends": "{who}的内核自行发送 {what}",
-        "call_sends": "{who}的 {call} 使它发送 {what}",
-        "sends": "{who}发送 {what}",
-        "succeeds": "调用成功",
-        "fails": "调用失败，返回 {errno}",
-        "client": "客户端",
-        "server": "服务器",
-        "a": "第一台主机",
-        "b": "第二台主机",
-    },
-}
+WORDS = Words("quiz.")  # questions and choices: catalogue keys quiz.*
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tracer.core.analysis import Analysis
-from tracer.core.call_explain import explain_call
-from tracer.core.explain import label as reason_words
-from tracer.core.explain import state_name
 from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.export.detail import packet_explanation
 from tracer.export.ladder import ANALYSIS_LABELS, LABELS, call_text, tcp_flag_names
+from tracer.i18n.calls import explain_call
+from tracer.i18n.explain import label as reason_words
+from tracer.i18n.explain import state_name
 from tracer.tui.rows import KIND_CALL, KIND_PACKET, LadderModel, StreamKey
 
 KINDS = {KIND_PACKET: "packet", KIND_CALL: "call"}

@@ -30,11 +30,11 @@ import numpy.typing as npt
 
 from tracer import __version__
 from tracer.core.analysis import Analysis
-from tracer.core.explain import template
 from tracer.core.model import CauseBy, Side, endpoint_str
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
+from tracer.i18n.explain import template
 from tracer.pcap import tracer_block
 
 BLOCK_SHB = 0x0A0D0D0A

@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import label
 from tracer.core.model import AnalysisFlag, CauseBy, SocketCall
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.table import PacketTable
+from tracer.i18n.explain import label
 
 Mask = npt.NDArray[np.bool_]
 _TCP_FLAGS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20,

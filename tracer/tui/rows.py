@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import state_name
 from tracer.core.model import (
     PROTO_TCP,
     PROTO_UDP,
@@ -46,6 +45,7 @@ from tracer.export.ladder import (
     reason_label,
     tcp_flag_names,
 )
+from tracer.i18n.explain import state_name
 from tracer.tui.filter import Filter
 
 KIND_PACKET, KIND_CALL, KIND_WARNING = 0, 1, 2

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from tracer.export.ladder import LABELS, text_width, wrap
+from tracer.i18n import Words
 from tracer.lesson.quiz import Question
 from tracer.lesson.steps import Lesson, Step
 from tracer.tui.bigtext import big_lines, can_draw
@@ -29,50 +30,7 @@ LANE_COLOUR = {"client": "cyan", "server": "magenta", "a": "cyan", "b": "magenta
 GAP_NS = 200_000_000  # a pause this long is named (and compressed) between steps
 MARGIN = 2
 
-STAGE_WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "client": "CLIENT",
-        "server": "SERVER",
-        "a": "HOST A",
-        "b": "HOST B",
-        "kernel": "kernel",
-        "later": "⋯ {t} later ⋯",
-        "no_packet": "(this call sends no packet)",
-        "question": "Question",
-        "answer_keys": "press 1–{n} to answer · space shows the answer",
-        "right": "✔ Right!",
-        "wrong": "✘ Not quite — the answer is {n}) {text}",
-        "unanswered": "The answer is {n}) {text}",
-        "the_end": "The end",
-        "steps_shown": "{n} steps",
-        "score": "Score: {right} of {asked} right",
-        "skipped": "({n} shown without an answer)",
-        "waiting": "Waiting for the first packet…",
-        "no_steps": "Nothing to show: the trace has no packets and no calls.",
-        "fails": "→ the {who}'s {call} fails with {errno}",
-    },
-    "zh": {
-        "client": "客户端",
-        "server": "服务器",
-        "a": "主机 A",
-        "b": "主机 B",
-        "kernel": "内核",
-        "later": "⋯ {t}后 ⋯",
-        "no_packet": "（这个调用不发送任何数据包）",
-        "question": "问题",
-        "answer_keys": "按 1–{n} 作答 · 空格键显示答案",
-        "right": "✔ 答对了！",
-        "wrong": "✘ 不对——正确答案是 {n}) {text}",
-        "unanswered": "正确答案是 {n}) {text}",
-        "the_end": "结束",
-        "steps_shown": "共 {n} 步",
-        "score": "得分：答对 {right} 题，共 {asked} 题",
-        "skipped": "（{n} 题未作答即显示答案）",
-        "waiting": "正在等待第一个数据包…",
-        "no_steps": "没有可显示的内容：这个跟踪中没有数据包，也没有调用。",
-        "fails": "→ {who}的 {call} 失败，返回 {errno}",
-    },
-}
+STAGE_WORDS = Words("stage.")  # the stage's words: catalogue keys stage.*
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Every word the TUI shows, in English and Simplified Chinese, and its key map.
+"""Every word the TUI shows (catalogue keys ``tui.*``) and its key map (``key.*``).
 
 ``KEYS`` is the single list of keys: the app binds them, the footer shows the
 main ones and the help screen lists them all, so the three cannot drift apart.
@@ -8,216 +8,79 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracer.i18n import Words, template
+
 
 @dataclass(frozen=True)
 class Key:
-    """One key: Textual key names, the app action, words in both languages."""
+    """One key: Textual key names, the app action, its words' catalogue key."""
 
     keys: str  # comma-separated Textual key names
     action: str
     shown: str  # how the help screen and footer write the key
-    en: str
-    zh: str
-    footer: str = ""  # short words for the footer ("" = not in the footer), "en|zh"
+    text: str  # catalogue key of what the key does; ``<text>.footer`` holds its footer words
+    in_footer: bool = False
+
+    @property
+    def en(self) -> str:
+        return template(self.text, "en")
+
+    @property
+    def zh(self) -> str:
+        return template(self.text, "zh")
+
+    @property
+    def footer(self) -> str:
+        """Short words for the footer, "en|zh" ("" = not in the footer)."""
+        if not self.in_footer:
+            return ""
+        return template(self.text + ".footer", "en") + "|" + template(self.text + ".footer", "zh")
 
 
 KEYS: tuple[Key, ...] = (
-    Key("up,k", "cursor_up", "↑", "previous row", "上一行"),
-    Key("down,j", "cursor_down", "↓", "next row", "下一行"),
-    Key("pageup", "page_up", "PgUp", "page up", "上一页"),
-    Key("pagedown", "page_down", "PgDn", "page down", "下一页"),
-    Key("space,n", "step", "space/n", "step forward", "前进一步", footer="step|单步"),
-    Key("b", "step_back", "b", "step back", "后退一步", footer="back|后退"),
-    Key("p", "play", "p", "play / pause", "播放/暂停", footer="play|播放"),
-    Key("plus,equals_sign", "faster", "+", "play faster", "加快播放"),
-    Key("minus", "slower", "-", "play slower", "减慢播放"),
-    Key("g,home", "first", "g", "first row", "第一行"),
-    Key("G,end", "last", "G", "last row (shows every row)", "最后一行（显示全部）"),
-    Key("slash", "filter", "/", "filter rows", "过滤", footer="filter|过滤"),
-    Key("s", "streams", "s", "pick a stream", "选择流", footer="streams|流"),
-    Key("r", "raw_seq", "r", "relative / raw seq", "相对/原始序号"),
-    Key("l", "language", "l", "English / 简体中文", "English / 简体中文", footer="中文|English"),
-    Key("f", "follow", "f", "follow the newest row (live)", "跟随最新一行（实时）"),
-    Key("d", "panes", "d", "cycle the lower panes", "切换下方面板"),
-    Key("e", "export", "e", "export: SVG screenshot + text ladder", "导出：SVG 截图和文本阶梯图",
-        footer="export|导出"),
-    Key("question_mark", "help", "?", "help: every key", "帮助：全部按键", footer="help|帮助"),
-    Key("q", "quit", "q", "quit", "退出", footer="quit|退出"),
+    Key("up,k", "cursor_up", "↑", "key.cursor_up"),
+    Key("down,j", "cursor_down", "↓", "key.cursor_down"),
+    Key("pageup", "page_up", "PgUp", "key.page_up"),
+    Key("pagedown", "page_down", "PgDn", "key.page_down"),
+    Key("space,n", "step", "space/n", "key.step", in_footer=True),
+    Key("b", "step_back", "b", "key.step_back", in_footer=True),
+    Key("p", "play", "p", "key.play", in_footer=True),
+    Key("plus,equals_sign", "faster", "+", "key.faster"),
+    Key("minus", "slower", "-", "key.slower"),
+    Key("g,home", "first", "g", "key.first"),
+    Key("G,end", "last", "G", "key.last"),
+    Key("slash", "filter", "/", "key.filter", in_footer=True),
+    Key("s", "streams", "s", "key.streams", in_footer=True),
+    Key("r", "raw_seq", "r", "key.raw_seq"),
+    Key("l", "language", "l", "key.language", in_footer=True),
+    Key("f", "follow", "f", "key.follow"),
+    Key("d", "panes", "d", "key.panes"),
+    Key("e", "export", "e", "key.export", in_footer=True),
+    Key("question_mark", "help", "?", "key.help", in_footer=True),
+    Key("q", "quit", "q", "key.quit", in_footer=True),
 )
 
-# Presenter mode (--present, --quiz) has keys of its own: fewer, and bigger steps.
+# Presenter mode (--present, --quiz) has keys of its own: fewer, and bigger steps; some
+# are the ladder's own.
+_LADDER = {k.action: k for k in KEYS}
 PRESENT_KEYS: tuple[Key, ...] = (
-    Key("space,n,right,enter", "next", "space", "next step (at a question: show the answer)",
-        "下一步（提问时：显示答案）", footer="next|下一步"),
-    Key("b,left,backspace", "back", "b", "previous step", "上一步", footer="back|上一步"),
-    Key("1,2,3,4", "answer_hint", "1–4", "answer the question (--quiz)", "回答问题（--quiz）",
-        footer="answer|作答"),
-    Key("p", "play", "p", "play / pause (one step every few seconds)", "播放/暂停（每隔几秒一步）",
-        footer="play|播放"),
-    Key("plus,equals_sign", "faster", "+", "play faster", "加快播放"),
-    Key("minus", "slower", "-", "play slower", "减慢播放"),
-    Key("g,home", "first", "g", "first step", "第一步"),
-    Key("G,end", "last", "G", "last step", "最后一步"),
-    Key("l", "language", "l", "English / 简体中文", "English / 简体中文", footer="中文|English"),
-    Key("escape,v", "ladder", "Esc", "leave presenter mode: the full ladder", "离开演示模式：完整阶梯图",
-        footer="ladder|阶梯图"),
-    Key("question_mark", "help", "?", "help: every key", "帮助：全部按键", footer="help|帮助"),
-    Key("q", "quit", "q", "quit", "退出", footer="quit|退出"),
+    Key("space,n,right,enter", "next", "space", "key.present.next", in_footer=True),
+    Key("b,left,backspace", "back", "b", "key.present.back", in_footer=True),
+    Key("1,2,3,4", "answer_hint", "1–4", "key.present.answer_hint", in_footer=True),
+    Key("p", "play", "p", "key.present.play", in_footer=True),
+    _LADDER["faster"],
+    _LADDER["slower"],
+    Key("g,home", "first", "g", "key.present.first"),
+    Key("G,end", "last", "G", "key.present.last"),
+    _LADDER["language"],
+    Key("escape,v", "ladder", "Esc", "key.present.ladder", in_footer=True),
+    _LADDER["help"],
+    _LADDER["quit"],
 )
 
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "tracer",
-        "loading": "loading {what}…",
-        "reading": "reading",
-        "analysing": "analysing",
-        "loaded": "{n} packets · {calls} calls · {tcp} TCP / {udp} UDP streams",
-        "partial": "first {n} packets shown; loading the rest…",
-        "rows": "row {row} of {total}",
-        "step": "step mode {row}/{total}",
-        "playing": "playing {speed}/s",
-        "paused": "paused",
-        "following": "following",
-        "live": "live: {name}",
-        "live_done": "saved {path}",
-        "live_failed": "scenario failed: {msg}",
-        "live_interrupted": "stopped; the capture so far was saved to {path}",
-        "stopping": "stopping the scenario and saving the capture…",
-        "filter": "filter",
-        "filter_prompt": "filter (e.g. syn, rst, retrans, stream=3, port=80, host=10.0.0.1, kernel, connect)",
-        "filter_bad": "filter: {msg}",
-        "filter_none": "no row matches {expr!r}",
-        "all_streams": "all streams",
-        "stream": "stream {tag}",
-        "streams_title": "Pick a stream (Enter), or all streams",
-        "streams_search": "type a stream number or an address",
-        "client_app": "client app",
-        "server_app": "server app",
-        "left_app": "A app",
-        "right_app": "B app",
-        "kernel": "kernel",
-        "wire": "wire",
-        "notes": "states · analysis · cause",
-        "detail": "Detail",
-        "explain": "Explanation",
-        "source": "Source",
-        "no_row": "nothing selected",
-        "layers": "layers (scapy)",
-        "bytes": "bytes",
-        "dissecting": "dissecting…",
-        "dissect_later": "layers and bytes: once the file is loaded",
-        "call": "socket call",
-        "args": "arguments",
-        "result": "result",
-        "errno": "error",
-        "entered": "called at",
-        "returned": "returned at",
-        "blocked": "blocked for",
-        "fd": "fd",
-        "pid": "pid / tid",
-        "local": "local",
-        "remote": "remote",
-        "line": "source line",
-        "never": "did not return",
-        "ok": "returned (no value)",
-        "states_after": "TCP states after this row",
-        "kernel_states": "kernel (ss) at \"{label}\"",
-        "no_states": "no TCP state (not a TCP row)",
-        "inferred": "inferred from TCP semantics (no recorded call)",
-        "cause": "cause",
-        "warnings": "{n} warning(s) — {first}",
-        "help_title": "tracer — keys",
-        "help_mouse": "Mouse: click a row to select it; scroll with the wheel.",
-        "help_legend": "Ladder: ● = the kernel sent it by itself; name() = the call that made it; "
-        "~ = inferred; rows without a number are calls that sent nothing.",
-        "help_close": "Press Escape or ? to close.",
-        "export_done": "saved {svg} and {txt}",
-        "export_failed": "export failed: {why}",
-        "no_source": "no scenario source in this trace",
-        "legend_client": "client",
-        "legend_server": "server",
-        "p_step": "step {n} / {total}",
-        "p_score": "score {right}/{asked}",
-        "p_playing": "playing: a step every {pace} s",
-        "p_live": "● live",
-    },
-    "zh": {
-        "title": "tracer",
-        "loading": "正在载入 {what}…",
-        "reading": "读取",
-        "analysing": "分析",
-        "loaded": "{n} 个数据包 · {calls} 次调用 · {tcp} 条 TCP / {udp} 条 UDP 流",
-        "partial": "已显示前 {n} 个数据包；正在载入其余部分…",
-        "rows": "第 {row} 行，共 {total} 行",
-        "step": "单步模式 {row}/{total}",
-        "playing": "播放中 {speed}/秒",
-        "paused": "已暂停",
-        "following": "跟随中",
-        "live": "实时：{name}",
-        "live_done": "已保存 {path}",
-        "live_failed": "场景失败：{msg}",
-        "live_interrupted": "已停止；到目前为止的抓包已保存到 {path}",
-        "stopping": "正在停止场景并保存抓包…",
-        "filter": "过滤",
-        "filter_prompt": "过滤（例如 syn、rst、retrans、stream=3、port=80、host=10.0.0.1、kernel、connect）",
-        "filter_bad": "过滤：{msg}",
-        "filter_none": "没有行匹配 {expr!r}",
-        "all_streams": "全部流",
-        "stream": "流 {tag}",
-        "streams_title": "选择一条流（回车），或全部流",
-        "streams_search": "输入流编号或地址",
-        "client_app": "客户端程序",
-        "server_app": "服务器程序",
-        "left_app": "A 程序",
-        "right_app": "B 程序",
-        "kernel": "内核",
-        "wire": "线路",
-        "notes": "状态 · 分析 · 原因",
-        "detail": "详情",
-        "explain": "解释",
-        "source": "源代码",
-        "no_row": "未选择任何行",
-        "layers": "协议层（scapy）",
-        "bytes": "字节",
-        "dissecting": "正在解析…",
-        "dissect_later": "协议层和字节：文件载入完成后显示",
-        "call": "套接字调用",
-        "args": "参数",
-        "result": "结果",
-        "errno": "错误",
-        "entered": "调用时刻",
-        "returned": "返回时刻",
-        "blocked": "阻塞时长",
-        "fd": "描述符",
-        "pid": "进程 / 线程",
-        "local": "本端",
-        "remote": "对端",
-        "line": "源代码行",
-        "never": "未返回",
-        "ok": "已返回（无返回值）",
-        "states_after": "本行之后的 TCP 状态",
-        "kernel_states": "内核（ss）在“{label}”时",
-        "no_states": "没有 TCP 状态（不是 TCP 行）",
-        "inferred": "根据 TCP 语义推断（没有记录到调用）",
-        "cause": "原因",
-        "warnings": "{n} 条警告 — {first}",
-        "help_title": "tracer — 按键",
-        "help_mouse": "鼠标：点击一行即可选中；滚轮滚动。",
-        "help_legend": "阶梯图：● = 内核自行发送；name() = 产生它的调用；~ = 推断；"
-        "没有序号的行是没有发包的调用。",
-        "help_close": "按 Esc 或 ? 关闭。",
-        "export_done": "已保存 {svg} 和 {txt}",
-        "export_failed": "导出失败：{why}",
-        "no_source": "此抓包中没有场景源代码",
-        "legend_client": "客户端",
-        "legend_server": "服务器",
-        "p_step": "第 {n} 步，共 {total} 步",
-        "p_score": "得分 {right}/{asked}",
-        "p_playing": "播放中：每 {pace} 秒一步",
-        "p_live": "● 实时",
-    },
-}
+WORDS = Words("tui.")
 
 
 def words(lang: str) -> dict[str, str]:
-    return WORDS["zh" if lang == "zh" else "en"]
+    """The TUI's words in ``lang``: every ``tui.<name>`` key of the catalogue, as ``name``."""
+    return WORDS[lang]
