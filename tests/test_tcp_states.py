@@ -31,9 +31,9 @@ from tracer.core.streams import assign_streams
 from tracer.core.table import COLUMNS, PacketTable
 from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import (
-    _MARKS,
     TRANSITIONS,
     Event,
+    control_marks,
     next_state,
     track_states,
     track_states_reference,
@@ -280,9 +280,9 @@ def test_vectorised_walk_on_a_million_rows_matches_each_replica(name: str) -> No
     s = assign_streams(big)
     a = analyse_tcp(big, s)
     assert len(big) >= 1_000_000 and len(s.tcp_streams) == reps * len(assign_streams(t).tcp_streams)
-    _MARKS.clear()
-    sa, sb = track_states(big, s, a)
-    causes = infer_causes(big, s, a, sa, sb)
+    m = control_marks(big, s, a)
+    sa, sb = track_states(big, s, a, marks=m)
+    causes = infer_causes(big, s, a, sa, sb, marks=m)
     s1 = assign_streams(t)
     a1 = analyse_tcp(t, s1)
     small_a, small_b = track_states(t, s1, a1)

@@ -330,9 +330,18 @@ def _peer_before(t: PacketTable, s: StreamColumns, i: int) -> int:
 
 
 def infer_causes(
-    t: PacketTable, s: StreamColumns, a: SeqColumns, state_a: I8, state_b: I8
+    t: PacketTable,
+    s: StreamColumns,
+    a: SeqColumns,
+    state_a: I8,
+    state_b: I8,
+    *,
+    marks: ControlMarks | None = None,
 ) -> CauseColumns:
-    """Infer every packet's cause from protocol semantics (no recorded calls)."""
+    """Infer every packet's cause from protocol semantics (no recorded calls).
+
+    ``marks``: ``control_marks(t, s, a)`` if the caller already has them.
+    """
     n = len(t)
     by = np.full(n, _U, dtype=np.int8)
     side = np.zeros(n, dtype=np.int8)
@@ -347,7 +356,7 @@ def infer_causes(
     # TCP/UDP rows without a stream (no addresses or ports) have nothing to say.
     reason[(proto == PROTO_TCP) | (proto == PROTO_UDP)] = reason_code("unknown")
 
-    m = control_marks(t, s, a)
+    m = control_marks(t, s, a) if marks is None else marks
     if m.rows.size:
         r, b, c = _tcp_causes(m, a.flags[m.rows], state_a, state_b)
         reason[m.rows] = r
