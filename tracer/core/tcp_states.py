@@ -1,5 +1,14 @@
 """RFC 9293 TCP state machine: one transition table, tracked per endpoint.
 
+Twins that must change together: ``_event_matrix`` (every row's events as columns,
+applied by ``_scan``) and ``walk`` (the same events found and applied row by row, the
+readable reference behind ``track_states_reference``).  Tests in
+``tests/test_tcp_states.py`` compare them: ``test_event_matrix_is_the_twin_of_walk``
+event row by event row on every corpus capture and ``captures/``;
+``test_corpus_final_states_agree_with_tshark_completeness`` and
+``test_any_packet_sequence`` the whole ``track_states`` against
+``track_states_reference``.
+
 ``TRANSITIONS`` is RFC 9293 §3.3.2 (figure 5) written as a table keyed by
 (state, event), where an event is what the wire shows for *one* endpoint
 ("sends FIN", "receives SYN+ACK", ...).  A pair missing from the table leaves the
