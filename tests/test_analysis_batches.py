@@ -26,7 +26,6 @@ def test_small_batches_change_nothing(path: Path, monkeypatch: pytest.MonkeyPatc
     whole = analyze(trace)
     monkeypatch.setattr(tcp_analysis, "_BATCH_ROWS", 8)
     monkeypatch.setattr(tcp_states, "_SLICE", 5)
-    tcp_states._MARKS.clear()
     small = analyze(trace)
     for name in ("stream", "direction", "rel_seq", "rel_ack", "flags", "state_a", "state_b",
                  "cause_by", "cause_side", "cause_call", "cause_reason", "cause_inferred"):

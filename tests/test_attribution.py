@@ -25,7 +25,7 @@ from test_tcp_states import (
 from conftest import CORPUS, corpus_files, corpus_manifest, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
-from tracer.core.attribution import CauseColumns, cause_at, infer_causes
+from tracer.core.attribution import CauseColumns, cause_at, check_pack_fields, infer_causes
 from tracer.core.model import PROTO_TCP, Cause, CauseBy, Side
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.streams import assign_streams
@@ -55,6 +55,18 @@ def _first_transport(protocols: str) -> str:
 
 def cause(cols: CauseColumns, no: int) -> Cause:
     return cause_at(cols, no - 1)
+
+
+def test_a_33rd_call_name_fails_loudly() -> None:
+    """CALL_NAMES is append-only and _pack keeps a call in 5 bits: outgrowing a field raises."""
+    check_pack_fields(len(CALL_NAMES), len(CauseBy), len(REASONS))  # what import checked
+    check_pack_fields(32, len(CauseBy), len(REASONS))
+    with pytest.raises(ValueError, match="33 CALL_NAMES"):
+        check_pack_fields(33, len(CauseBy), len(REASONS))
+    with pytest.raises(ValueError, match="CauseBy"):
+        check_pack_fields(len(CALL_NAMES), 33, len(REASONS))
+    with pytest.raises(ValueError, match="REASONS"):
+        check_pack_fields(len(CALL_NAMES), len(CauseBy), 1 << 15 | 1)
 
 
 def test_cause_at_round_trips_codes(corpus: Path) -> None:

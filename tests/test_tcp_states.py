@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from conftest import CORPUS, corpus_files, corpus_manifest, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, corpus_manifest, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
 from tracer.core.attribution import infer_causes
@@ -31,12 +31,17 @@ from tracer.core.streams import assign_streams
 from tracer.core.table import COLUMNS, PacketTable
 from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import (
-    _MARKS,
+    _NOOP,
     TRANSITIONS,
     Event,
+    _event_matrix,
+    _event_positions,
+    control_marks,
+    initial_states,
     next_state,
     track_states,
     track_states_reference,
+    walk,
 )
 from tracer.core.trace import Trace
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, Host, Lab
@@ -263,6 +268,33 @@ def test_corpus_final_states_agree_with_tshark_completeness(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "path", [*corpus_files(), *sorted(CAPTURES.glob("*.pcap*"))], ids=lambda p: p.name
+)
+def test_event_matrix_is_the_twin_of_walk(path: Path) -> None:
+    """``_event_matrix`` (events as columns) against ``walk`` (the readable reference).
+
+    Each event row's sender and receiver events, applied in slot order with
+    ``next_state`` alone, give exactly the states ``walk`` reaches after that row.
+    """
+    t = read_capture(path).packets
+    s = assign_streams(t)
+    m = control_marks(t, s, analyse_tcp(t, s))
+    ref_a, ref_b, ref_pos = walk(m)
+    init, passive = initial_states(m)
+    pos = _event_positions(m)
+    snd, rcv = _event_matrix(m, passive, pos)
+    assert np.array_equal(pos, ref_pos)
+    state = [TcpState(int(v)) for v in init.tolist()]
+    for j, k in enumerate(m.key[pos].tolist()):
+        for who, slots in ((k, snd[j]), (k ^ 1, rcv[j])):
+            for ev in slots.tolist():
+                if ev != _NOOP:
+                    state[who] = next_state(state[who], Event(ev), bool(passive[who]))
+        got = (state[k & ~1], state[k | 1])
+        assert got == (ref_a[j], ref_b[j]), (path.name, int(m.rows[pos[j]]) + 1)
+
+
+@pytest.mark.parametrize(
     "name",
     [
         "zeek__http__206_example_b.pcap",  # two long connections per replica
@@ -280,9 +312,9 @@ def test_vectorised_walk_on_a_million_rows_matches_each_replica(name: str) -> No
     s = assign_streams(big)
     a = analyse_tcp(big, s)
     assert len(big) >= 1_000_000 and len(s.tcp_streams) == reps * len(assign_streams(t).tcp_streams)
-    _MARKS.clear()
-    sa, sb = track_states(big, s, a)
-    causes = infer_causes(big, s, a, sa, sb)
+    m = control_marks(big, s, a)
+    sa, sb = track_states(big, s, a, marks=m)
+    causes = infer_causes(big, s, a, sa, sb, marks=m)
     s1 = assign_streams(t)
     a1 = analyse_tcp(t, s1)
     small_a, small_b = track_states(t, s1, a1)

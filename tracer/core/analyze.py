@@ -14,7 +14,7 @@ from tracer.core.analysis import Analysis
 from tracer.core.attribution import attribute_calls, infer_causes, link_errors
 from tracer.core.streams import assign_streams
 from tracer.core.tcp_analysis import analyse_tcp
-from tracer.core.tcp_states import track_states
+from tracer.core.tcp_states import control_marks, track_states
 from tracer.core.trace import Trace
 
 
@@ -23,8 +23,9 @@ def analyze(trace: Trace) -> Analysis:
     t = trace.packets
     s = assign_streams(t)
     a = analyse_tcp(t, s, extras=False)
-    state_a, state_b = track_states(t, s, a)
-    c = infer_causes(t, s, a, state_a, state_b)
+    m = control_marks(t, s, a)  # found once, used by both stages
+    state_a, state_b = track_states(t, s, a, marks=m)
+    c = infer_causes(t, s, a, state_a, state_b, marks=m)
     links: dict[int, int] = {}
     if trace.calls:
         c = attribute_calls(t, s, a, c, trace.calls)

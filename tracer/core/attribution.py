@@ -128,9 +128,36 @@ def rst_reason(sender_before: TcpState, receiver_before: TcpState, known: bool) 
     return "rst_unknown_connection"
 
 
+# _pack's fields, low to high: call (CALL_NAMES code), by (CauseBy), reason (REASONS
+# code), in an int32; the reason is then kept in an int16 column.
+_CALL_BITS = 5
+_BY_BITS = 5
+_BY_SHIFT = _CALL_BITS
+_REASON_SHIFT = _CALL_BITS + _BY_BITS
+_REASON_LIMIT = 1 << 15
+
+
+def check_pack_fields(calls: int, bys: int, reasons: int) -> None:
+    """Raise if that many codes no longer fit ``_pack``'s fields.
+
+    CALL_NAMES and REASONS are append-only: the 33rd call name must widen a field,
+    not wrap silently into the next one.
+    """
+    for what, count, limit in (
+        ("CALL_NAMES", calls, 1 << _CALL_BITS),
+        ("CauseBy", bys, 1 << _BY_BITS),
+        ("REASONS", reasons, _REASON_LIMIT),
+    ):
+        if count > limit:
+            raise ValueError(f"{count} {what} do not fit _pack's field of {limit} codes: widen the field")
+
+
+check_pack_fields(len(CALL_NAMES), len(CauseBy), len(REASONS))
+
+
 def _pack(reason: str, by: int, call: str) -> int:
     """(reason, by, call) as one int, so that one ``np.select`` sets all three."""
-    return reason_code(reason) << 10 | by << 5 | call_code(call)
+    return reason_code(reason) << _REASON_SHIFT | by << _BY_SHIFT | call_code(call)
 
 
 _RELEVANT = 0
@@ -182,12 +209,12 @@ def _tcp_causes(m: ControlMarks, aflags: I32, state_a: I8, state_b: I8) -> tuple
     first = np.where((fa >= 0) & ((fb < 0) | (fa < fb)), fa, fb)
     first = first[first >= 0]
     first = first[other[first]]
-    packed[first] = (packed[first] & 0x3FF) | reason_code("mid_stream") << 10
+    packed[first] = (packed[first] & ((1 << _REASON_SHIFT) - 1)) | reason_code("mid_stream") << _REASON_SHIFT
     del other
 
-    reason = (packed >> 10).astype(np.int16)
-    by = ((packed >> 5) & 31).astype(np.int8)
-    packed &= 31
+    reason = (packed >> _REASON_SHIFT).astype(np.int16)
+    by = ((packed >> _BY_SHIFT) & ((1 << _BY_BITS) - 1)).astype(np.int8)
+    packed &= (1 << _CALL_BITS) - 1
     call = packed.astype(np.int16)
     del packed
     _rst_causes(m, np.flatnonzero(rst), state_a, state_b, reason, by, call)
@@ -330,9 +357,18 @@ def _peer_before(t: PacketTable, s: StreamColumns, i: int) -> int:
 
 
 def infer_causes(
-    t: PacketTable, s: StreamColumns, a: SeqColumns, state_a: I8, state_b: I8
+    t: PacketTable,
+    s: StreamColumns,
+    a: SeqColumns,
+    state_a: I8,
+    state_b: I8,
+    *,
+    marks: ControlMarks | None = None,
 ) -> CauseColumns:
-    """Infer every packet's cause from protocol semantics (no recorded calls)."""
+    """Infer every packet's cause from protocol semantics (no recorded calls).
+
+    ``marks``: ``control_marks(t, s, a)`` if the caller already has them.
+    """
     n = len(t)
     by = np.full(n, _U, dtype=np.int8)
     side = np.zeros(n, dtype=np.int8)
@@ -347,7 +383,7 @@ def infer_causes(
     # TCP/UDP rows without a stream (no addresses or ports) have nothing to say.
     reason[(proto == PROTO_TCP) | (proto == PROTO_UDP)] = reason_code("unknown")
 
-    m = control_marks(t, s, a)
+    m = control_marks(t, s, a) if marks is None else marks
     if m.rows.size:
         r, b, c = _tcp_causes(m, a.flags[m.rows], state_a, state_b)
         reason[m.rows] = r

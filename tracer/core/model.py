@@ -305,7 +305,7 @@ class Cause:
     call_id: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamInfo:
     """One TCP or UDP conversation, numbered like tshark's tcp.stream/udp.stream.
 

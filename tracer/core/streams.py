@@ -31,11 +31,8 @@ the order the later stages work in.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
 import ipaddress
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -402,25 +399,9 @@ def _stream_infos(
             counts[sel].tolist(),
             client,
         )
-        with _gc_paused():
-            lists.append((tuple(infos), cd))
+        lists.append((tuple(infos), cd))
     (tcp, tcp_dir), (udp, udp_dir) = lists
     return tcp, udp, tcp_dir, udp_dir
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building ~10^5 acyclic objects.
-
-    Each allocation burst would otherwise trigger collections that rescan them all.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _first_per_conv(conv_first: I64, mask: Bool) -> I64:

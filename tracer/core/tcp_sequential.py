@@ -1,5 +1,10 @@
 """tshark 4.0's TCP sequence analysis, one packet at a time (the reference).
 
+Twin of ``tracer.core.tcp_vector``: the two state the same rules and must
+change together.  ``tests/test_tshark_agreement.py`` compares them
+(``test_vectorised_rules_equal_per_packet_rules`` on every capture,
+``test_random_streams_vectorised_equals_per_packet`` on generated streams).
+
 This is a direct, readable statement of the rules of Wireshark's
 ``tcp_analyze_sequence_number`` and the parts of ``dissect_tcp`` around it
 (port reuse, window scaling, initial RTT).  ``tracer.core.tcp_analysis`` runs the

@@ -1,5 +1,14 @@
 """RFC 9293 TCP state machine: one transition table, tracked per endpoint.
 
+Twins that must change together: ``_event_matrix`` (every row's events as columns,
+applied by ``_scan``) and ``walk`` (the same events found and applied row by row, the
+readable reference behind ``track_states_reference``).  Tests in
+``tests/test_tcp_states.py`` compare them: ``test_event_matrix_is_the_twin_of_walk``
+event row by event row on every corpus capture and ``captures/``;
+``test_corpus_final_states_agree_with_tshark_completeness`` and
+``test_any_packet_sequence`` the whole ``track_states`` against
+``track_states_reference``.
+
 ``TRANSITIONS`` is RFC 9293 §3.3.2 (figure 5) written as a table keyed by
 (state, event), where an event is what the wire shows for *one* endpoint
 ("sends FIN", "receives SYN+ACK", ...).  A pair missing from the table leaves the
@@ -42,9 +51,7 @@ rows; every other row takes its stream's state by a forward fill.
 
 from __future__ import annotations
 
-import contextlib
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
@@ -200,28 +207,11 @@ class ControlMarks:
         return out
 
 
-# ``analyze`` asks for the same marks twice (states, then causes): remember the
-# last ones per StreamColumns object, for as long as that object lives.
-_Ref = Callable[[], object]
-_MARKS: weakref.WeakKeyDictionary[StreamColumns, tuple[_Ref, _Ref, ControlMarks]]
-_MARKS = weakref.WeakKeyDictionary()
+_SLICE = 1 << 18  # rows per slice where a pass needs several full-length temporaries
 
 
 def control_marks(t: PacketTable, s: StreamColumns, a: SeqColumns) -> ControlMarks:
     """Find the SYN/FIN rows of every direction and their first acknowledgements."""
-    hit = _MARKS.get(s)
-    if hit is not None and hit[0]() is t and hit[1]() is a:
-        return hit[2]
-    m = _control_marks(t, s, a)
-    with contextlib.suppress(TypeError):  # inputs that cannot be weakly referenced: no cache
-        _MARKS[s] = (weakref.ref(t), weakref.ref(a), m)
-    return m
-
-
-_SLICE = 1 << 18  # rows per slice where a pass needs several full-length temporaries
-
-
-def _control_marks(t: PacketTable, s: StreamColumns, a: SeqColumns) -> ControlMarks:
     rows = s.tcp_rows
     d = s.direction[rows]
     key = s.stream[rows] * 2  # int32, like the stream numbers: half the memory of int64
@@ -323,17 +313,24 @@ def _receipts(
 
 
 def track_states(
-    t: PacketTable, s: StreamColumns, a: SeqColumns, *, vector_steps: int = 256
+    t: PacketTable,
+    s: StreamColumns,
+    a: SeqColumns,
+    *,
+    vector_steps: int = 256,
+    marks: ControlMarks | None = None,
 ) -> tuple[I8, I8]:
     """``state_a``, ``state_b``: ``TcpState`` of each stream's endpoints after every row.
 
     -1 for rows that are not TCP (or have no stream).  ``vector_steps``: event rows
     per stream done by the vector scan; a stream's further ones are walked in Python.
+    ``marks``: ``control_marks(t, s, a)`` when the caller already has them (the
+    pipeline passes them on to ``infer_causes`` too), so they are found once.
     """
     n = len(t)
     state_a = np.full(n, -1, dtype=np.int8)
     state_b = np.full(n, -1, dtype=np.int8)
-    m = control_marks(t, s, a)
+    m = control_marks(t, s, a) if marks is None else marks
     if m.rows.size == 0:
         return state_a, state_b
     init, passive = initial_states(m)

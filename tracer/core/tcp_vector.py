@@ -1,5 +1,10 @@
 """tshark's TCP sequence analysis over whole columns, for the common ("regular") case.
 
+Twin of ``tracer.core.tcp_sequential``: the two state the same rules and must
+change together.  ``tests/test_tshark_agreement.py`` compares them
+(``test_vectorised_rules_equal_per_packet_rules`` on every capture,
+``test_random_streams_vectorised_equals_per_packet`` on generated streams).
+
 The per-packet rules (``tracer.core.tcp_sequential``) carry state from packet to
 packet, but in a stream without holes that state is a handful of scans: nextseq is
 a running maximum, "max seq to be acked" equals nextseq, lastack/window are the
