@@ -24,13 +24,16 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
+from textual.worker import WorkerFailed
 
 from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP
 from tracer.core.trace import Trace
 from tracer.errors import TracerError
+from tracer.tui.crash import ui_crash
 from tracer.tui.filter import Filter
 from tracer.tui.ladder_view import LadderView, header_line
 from tracer.tui.panes import DetailPane, ExplainPane, SourcePane
@@ -103,6 +106,7 @@ class TracerApp(App[int]):
         self._quit_after_run = False
         self.pane = 0
         self.message = ""
+        self.crash: TracerError | None = None  # the first internal error, its report saved (tracer.tui.crash)
 
     # --- layout -------------------------------------------------------------------------
 
@@ -137,6 +141,30 @@ class TracerApp(App[int]):
         if self.live is not None:
             self.live_running = True
             self.run_live()
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's end for an unhandled error anywhere in the app (its own code, a
+        handler, a worker): Textual would print a traceback after the app; tracer saves
+        it to a crash report and the command says one line naming it (``self.crash``).
+        A live run stops as on Ctrl-C, so that it still saves its capture."""
+        if self.crash is None:
+            self.crash = ui_crash(error.error if isinstance(error, WorkerFailed) else error)
+        self._cancel.set()
+        super()._handle_exception(error)
+        self._exit_renderables.clear()  # the report holds the traceback
+
+    def _in_app(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn(*args)`` for a worker thread (through ``call_from_thread``): an error
+        in it ends the app like any handler's, instead of only going back to the thread
+        (where the live run would take it for the app being gone).  A widget missing is
+        the app going: that goes back to the thread alone."""
+        try:
+            fn(*args)
+        except NoMatches:
+            raise
+        except Exception as e:
+            self._handle_exception(e)
+            raise
 
     @property
     def ladder(self) -> LadderView:
@@ -250,7 +278,7 @@ class TracerApp(App[int]):
 
         def progress(trace: Trace, analysis: Analysis) -> None:
             try:
-                self.call_from_thread(self._live_update, trace, analysis)
+                self.call_from_thread(self._in_app, self._live_update, trace, analysis)
             except Exception:
                 # The app is gone or going (its tab closed, a signal; its widgets may already be
                 # removed): stop the run, as Ctrl-C would, so that it saves what it captured.
@@ -274,7 +302,7 @@ class TracerApp(App[int]):
         # Kept here too: the app may be gone already (a browser tab closed, SIGTERM).
         self.live_outcome = LiveOutcome(*outcome)
         with contextlib.suppress(Exception):  # the app is gone: live_outcome says it all
-            self.call_from_thread(self._live_finished, *outcome)
+            self.call_from_thread(self._in_app, self._live_finished, *outcome)
 
     _live_thread: threading.Thread | None = None
 

@@ -140,6 +140,9 @@ WORDS: dict[str, dict[str, str]] = {
         "p_score": "score {right}/{asked}",
         "p_playing": "playing: a step every {pace} s",
         "p_live": "● live",
+        "crashed": "internal error in the terminal UI (a bug): {error}; the traceback is saved in {path}",
+        "crashed_unsaved": "internal error in the terminal UI (a bug): {error}; "
+        "no crash report could be written ({why})",
     },
     "zh": {
         "title": "tracer",
@@ -215,6 +218,8 @@ WORDS: dict[str, dict[str, str]] = {
         "p_score": "得分 {right}/{asked}",
         "p_playing": "播放中：每 {pace} 秒一步",
         "p_live": "● 实时",
+        "crashed": "终端界面内部错误（这是程序缺陷）：{error}；调用栈已保存到 {path}",
+        "crashed_unsaved": "终端界面内部错误（这是程序缺陷）：{error}；无法写入崩溃报告（{why}）",
     },
 }
 
