@@ -33,6 +33,7 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP
 from tracer.core.trace import Trace
 from tracer.errors import TracerError
+from tracer.tui.chrome import View, chrome
 from tracer.tui.crash import ui_crash
 from tracer.tui.filter import Filter
 from tracer.tui.ladder_view import LadderView, header_line
@@ -369,75 +370,27 @@ class TracerApp(App[int]):
                 pane.show(m, row, self.lang)
 
     def _refresh_chrome(self) -> None:
-        w = words(self.lang)
         m = self.model
         ladder = self.ladder
-        status = Text()
-        status.append(" tracer ", style="bold black on cyan")
-        name = self.source_name or (m.trace.meta.source if m is not None else "")
+        live = None
         if self.live is not None:
-            sc = self.live.scenario
-            name = w["live"].format(name=self.live.name or getattr(sc, "name", "?"))
-        status.append(f" {name}", style="bold")
-        # What changes with each key comes first: a narrow terminal cuts the end of the line.
-        if m is not None and len(m):
-            total = len(m)
-            if self.revealed is not None:
-                step = w["step"].format(row=ladder.cursor + 1, total=total)
-                status.append(" · " + step, style="bold green")
-                if self.playing is not None:
-                    status.append(" · " + w["playing"].format(speed=f"{self.speed:g}"), style="green")
-            else:
-                status.append(" · " + w["rows"].format(row=f"{ladder.cursor + 1:,}", total=f"{total:,}"))
-        if self.stream is not None:
-            status.append(" · " + w["stream"].format(tag=("tcp " if self.stream[0] == PROTO_TCP else "udp ")
-                                                       + str(self.stream[1])), style="magenta")
-        if not self.filter.empty:
-            status.append(f" · {w['filter']}: {self.filter.expr}", style="magenta")
-        if self.live is not None and self.following:
-            status.append(" · " + w["following"], style="green")
-        if self.message:
-            status.append(" · " + self.message, style="bold yellow")
-        if self.loading and self.trace is not None:
-            status.append(" · " + w["partial"].format(n=f"{len(self.trace.packets):,}"), style="yellow")
-        elif self.loading:
-            status.append(" · " + w["loading"].format(what=""), style="yellow")
-        if self.trace is not None and self.analysis is not None:
-            t, a = self.trace, self.analysis
-            summary = w["loaded"].format(n=f"{len(t.packets):,}", calls=f"{len(t.calls):,}",
-                                         tcp=f"{len(a.tcp_streams):,}", udp=f"{len(a.udp_streams):,}")
-            status.append(" · " + summary)
-        status.no_wrap = True
-        status.overflow = "ellipsis"
-        self.query_one("#status", Static).update(status)
-
+            live = self.live.name or getattr(self.live.scenario, "name", "?")
+        view = View(lang=self.lang, source=self.source_name or (m.trace.meta.source if m is not None else ""),
+                    live=live, rows=len(m) if m is not None else None, cursor=ladder.cursor,
+                    stepping=self.revealed is not None, playing=self.playing is not None, speed=self.speed,
+                    stream=self.stream, filter=self.filter, following=self.following, message=self.message,
+                    loading=self.loading, trace=self.trace, analysis=self.analysis)
+        texts = chrome(view)
+        self.query_one("#status", Static).update(texts.status)
         warn = self.query_one("#warnings", Static)
-        ws = self.trace.warnings if self.trace is not None else ()
-        if self.filter.error:
-            msg = self.filter.error_zh if self.lang == "zh" else self.filter.error
-            warn.update(Text(w["filter_bad"].format(msg=msg), style="bold"))
-            warn.display = True
-        elif m is not None and not len(m) and not self.filter.empty:
-            warn.update(Text(w["filter_none"].format(expr=self.filter.expr), style="bold"))
-            warn.display = True
-        elif ws:
-            first = " ".join((ws[0].message_zh if self.lang == "zh" else ws[0].message).split())
-            warn.update(Text("⚠ " + w["warnings"].format(n=len(ws), first=first), style="bold"))
-            warn.display = True
-        else:
-            warn.display = False
+        if texts.warning is not None:
+            warn.update(texts.warning)
+        warn.display = texts.warning is not None
         lay = ladder.layout_for()
         self.query_one("#lanes", Static).update(
             Text(header_line(m, min(ladder.cursor, max(0, len(m) - 1)) if m else 0, lay, self.lang),
                  style="bold", no_wrap=True, overflow="ellipsis"))
-        keys = Text(no_wrap=True, overflow="ellipsis")
-        # Help and quit first: on a narrow terminal the end of the line is cut.
-        footer = sorted((k for k in KEYS if k.footer), key=lambda k: k.action not in ("help", "quit"))
-        for k in footer:
-            en, _, zh = k.footer.partition("|")
-            keys.append(f" {k.shown} ", style="bold black on cyan")
-            keys.append(f" {zh if self.lang == 'zh' else en} ")
-        self.query_one("#keys", Static).update(keys)
+        self.query_one("#keys", Static).update(texts.keys)
 
     def _update_pane_classes(self) -> None:
         shown = PANE_CYCLE[self.pane % len(PANE_CYCLE)]
