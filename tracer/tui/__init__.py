@@ -16,6 +16,7 @@ from tracer.core.analysis import Analysis
 from tracer.core.trace import Trace
 
 if TYPE_CHECKING:
+    from tracer.lab.run import RunResult
     from tracer.tui.app import LiveOutcome, TracerApp
 
 HEAD_BYTES = 4 << 20  # a bigger file shows its first 4 MiB at once, then the rest
@@ -58,7 +59,7 @@ def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None
 
 
 def live(scenario: object, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en",
-         runner: Callable[..., object] | None = None, name: str = "", present: str = "") -> LiveOutcome:
+         runner: Callable[..., RunResult] | None = None, name: str = "", present: str = "") -> LiveOutcome:
     """Run a scenario (or ``runner(progress, cancel)``: tracer trace) in the lab while
     the app shows its rows as they arrive."""
     from tracer.tui.app import LiveSpec, TracerApp

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -43,6 +43,9 @@ from tracer.tui.rows import LadderModel, StreamKey
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
 from tracer.tui.text import KEYS, words
 
+if TYPE_CHECKING:
+    from tracer.lab.run import RunResult  # the lab itself is imported only when a run starts
+
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # rows per second when playing
 PANE_CYCLE = ("explain", "detail", "source")  # the one lower pane shown on a narrow terminal
 
@@ -56,7 +59,7 @@ class LiveSpec:
     out: Path | None
     loopback: bool
     timeout: float
-    runner: Callable[[Callable[[Trace, Analysis], None], threading.Event], object] | None = None
+    runner: Callable[[Callable[[Trace, Analysis], None], threading.Event], RunResult] | None = None
     name: str = ""
 
 
@@ -286,7 +289,7 @@ class TracerApp(App[int]):
                 self._cancel.set()
 
         self._live_thread = threading.current_thread()
-        outcome: tuple[object | None, TracerError | None, bool]
+        outcome: tuple[RunResult | None, TracerError | None, bool]
         try:
             if spec.runner is not None:
                 res = spec.runner(progress, self._cancel)
@@ -319,14 +322,13 @@ class TracerApp(App[int]):
         if self.live_running:
             self._set_trace(trace, analysis)
 
-    def _live_finished(self, res: object | None, error: TracerError | None, interrupted: bool) -> None:
+    def _live_finished(self, res: RunResult | None, error: TracerError | None, interrupted: bool) -> None:
         self.live_running = False
         self.live_outcome = LiveOutcome(res, error, interrupted)
         w = words(self.lang)
         if res is not None:
-            trace, analysis = res.trace, res.analysis  # type: ignore[attr-defined]
-            self._set_trace(trace, analysis)
-            path = res.path  # type: ignore[attr-defined]
+            self._set_trace(res.trace, res.analysis)
+            path = res.path
             # The status line names the file; the notice (and the command, on exit) give the path.
             self.message = (w["live_interrupted"] if interrupted else w["live_done"]).format(
                 path=Path(path).name)
