@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static, Tree
+from textual.worker import WorkerFailed
 
 from conftest import CAPTURES, tshark_fields
 from tracer.cli import load
@@ -25,7 +26,7 @@ from tracer.tui.app import LiveSpec, TracerApp
 from tracer.tui.panes import ExplainPane, SourcePane, call_line
 from tracer.tui.rows import KIND_CALL, KIND_PACKET
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
-from tracer.tui.text import KEYS
+from tracer.tui.text import KEYS, WORDS
 
 HELLO = CAPTURES / "hello.pcapng"
 
@@ -480,3 +481,33 @@ def test_live_mode_shows_a_traced_program(tmp_path: Path) -> None:
     syn = next(i for i in range(len(app.trace.packets)) if int(app.trace.packets.tcp_flags[i]) == 0x02)
     cid = int(app.analysis.cause_call_id[syn])  # type: ignore[union-attr]
     assert next(c for c in app.trace.calls if c.id == cid).call == "connect"
+
+
+def test_a_crash_in_a_worker_ends_the_app_with_its_report(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only a TracerError: any error in a thread worker (here the filter's model build)
+    ends the app with code 1 and a saved report, and the command's one line names it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    app = _app()
+
+    def broken(self: object) -> None:
+        raise RuntimeError("injected fault in a worker")
+
+    async def steps(pilot: Pilot[int]) -> None:
+        assert app.model is not None
+        monkeypatch.setattr(type(app.model), "prev_in_stream", broken)
+        await pilot.press("slash", *"syn", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    with pytest.raises(WorkerFailed):  # Pilot re-raises the app's error for the test
+        drive(app, steps)
+    assert app.return_code == 1
+    reports = list((tmp_path / "tracer").glob("tracer-crash-*.txt"))
+    assert len(reports) == 1
+    text = reports[0].read_text(encoding="utf-8")
+    assert "in build_model" in text, text
+    assert text.rstrip().endswith("RuntimeError: injected fault in a worker"), text
+    assert app.crash is not None and app.crash.exit_code == 1
+    assert app.crash.message == WORDS["en"]["crashed"].format(
+        error="RuntimeError: injected fault in a worker", path=reports[0])

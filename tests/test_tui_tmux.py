@@ -72,8 +72,9 @@ class Term:
             raise AssertionError(f"tmux {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc.stdout
 
-    def start(self, args: tuple[str | Path, ...], cwd: Path) -> None:
-        tracer = " ".join(shlex.quote(str(a)) for a in (sys.executable, "-m", "tracer", *args))
+    def start(self, args: tuple[str | Path, ...], cwd: Path,
+              python: tuple[str, ...] = ("-m", "tracer")) -> None:
+        tracer = " ".join(shlex.quote(str(a)) for a in (sys.executable, *python, *args))
         # The shell stays a while after tracer ends so that its last words and code can be read.
         cmd = f"cd {shlex.quote(str(cwd))} && {tracer}; echo EXIT=$?; sleep 120"
         self.tmux("new-session", "-d", "-x", str(self.width), "-y", str(self.height), "-s", SESSION, cmd)
@@ -123,10 +124,12 @@ def term() -> Iterator[Callable[..., Term]]:
                     pytrace=False)
     made: list[Term] = []
 
-    def start(*args: str | Path, cwd: Path = REPO, size: tuple[int, int] = (120, 40)) -> Term:
+    def start(*args: str | Path, cwd: Path = REPO, size: tuple[int, int] = (120, 40),
+              python: tuple[str, ...] = ("-m", "tracer"), env: dict[str, str] | None = None) -> Term:
         t = Term(*size)
         made.append(t)
-        t.start(args, cwd)
+        t.env.update(env or {})
+        t.start(args, cwd, python)
         return t
 
     try:
@@ -464,3 +467,101 @@ def test_errors_stay_one_line(term: Callable[..., Term], tmp_path: Path) -> None
         lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
         assert lines == [f"tracer: error: {err.value.message}", f"EXIT={EXIT_INPUT}"], screen
         assert code == EXIT_INPUT == 2
+
+
+# --- an internal error inside the UI --------------------------------------------------------------
+
+# tracer's real command with one fault injected into the ladder model: the explanation pane
+# asks for the states at the selected row, so moving the cursor to row 3 (two Downs) fails.
+# (The live-run test swaps the method and the condition.)
+# (LadderModel is found where it lives: tracer.ladder.model, or tracer.tui.rows before.)
+INJECT_ROW = 2
+INJECT = f"""
+import sys
+try:
+    from tracer.ladder.model import LadderModel
+except ImportError:
+    from tracer.tui.rows import LadderModel
+real = LadderModel.states_at
+def states_at(self, r):
+    if r == {INJECT_ROW}:
+        raise RuntimeError("injected fault in the ladder model")
+    return real(self, r)
+LadderModel.states_at = states_at
+from tracer.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+INJECTED = "RuntimeError: injected fault in the ladder model"
+# tmux's view of the terminal's modes: the alternate screen, every mouse mode, the cursor shown.
+MODES = ("#{alternate_on}#{mouse_any_flag}#{mouse_button_flag}#{mouse_standard_flag}#{mouse_sgr_flag}"
+         "#{cursor_flag}")
+
+
+def modes(t: Term) -> str:
+    return t.tmux("display-message", "-p", "-t", SESSION, MODES).strip()
+
+
+def crash_report(state: Path) -> Path:
+    reports = list((state / "tracer").glob("tracer-crash-*.txt"))
+    assert len(reports) == 1, reports
+    report = reports[0]
+    assert report.stat().st_mode & 0o777 == 0o600
+    text = report.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in text and "in states_at" in text, text
+    assert text.rstrip().endswith(INJECTED), text
+    return report
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_crash_in_the_ui_is_one_line_naming_its_report(term: Callable[..., Term], tmp_path: Path,
+                                                          lang: str) -> None:
+    state = tmp_path / "state"
+    t = term("replay", HELLO, python=("-c", INJECT), env={"XDG_STATE_HOME": str(state), "TRACER_LANG": lang})
+    t.wait_for(lambda s: re.search(r"第 1 行|row 1 of", status(s)), "the ladder at row 1", 60)
+    running = modes(t)
+    assert running[0] == "1" and "1" in running[1:5], running  # the app took the screen and the mouse
+    t.keys("Down", "Down")
+    code, screen = t.wait_exit(60)
+    report = crash_report(state)
+    line = "tracer: 错误: " if lang == "zh" else "tracer: error: "
+    line += WORDS[lang]["crashed"].format(error=INJECTED, path=report)
+    lines = [x.rstrip() for x in screen.splitlines() if x.strip()]
+    assert lines == [line, "EXIT=1"], screen
+    assert code == 1
+    assert modes(t) == "000001"  # the terminal is restored: main screen, no mouse mode, cursor shown
+
+
+def test_a_crash_in_presenter_mode(term: Callable[..., Term], tmp_path: Path) -> None:
+    """The lesson reads every row's states when it is built: presenter mode fails at once."""
+    state = tmp_path / "state"
+    t = term("replay", HELLO, "--present", python=("-c", INJECT), env={"XDG_STATE_HOME": str(state)})
+    code, screen = t.wait_exit(60)
+    report = crash_report(state)
+    lines = [x.rstrip() for x in screen.splitlines() if x.strip()]
+    assert lines == ["tracer: error: " + WORDS["en"]["crashed"].format(error=INJECTED, path=report),
+                     "EXIT=1"], screen
+    assert code == 1
+    assert modes(t) == "000001"
+
+
+def test_a_crash_during_a_live_run_saves_the_capture(term: Callable[..., Term], tmp_path: Path) -> None:
+    """The fault hits the model the app builds once the run has captured three packets: the
+    run stops as on Ctrl-C, the command says where the capture was saved, then the crash."""
+    if os.geteuid() != 0:
+        pytest.skip("`tracer run` needs root to build its network namespaces (CI runs as root)")
+    inject = INJECT.replace("states_at", "__post_init__").replace(
+        f"if r == {INJECT_ROW}:", "if len(self.trace.packets) >= 3:").replace("(self, r)", "(self)")
+    state, out = tmp_path / "state", tmp_path / "live.pcapng"
+    t = term("run", "keepalive", "--out", out, python=("-c", inject), env={"XDG_STATE_HOME": str(state)})
+    code, screen = t.wait_exit(90)
+    report = next((state / "tracer").glob("tracer-crash-*.txt"))
+    assert report.read_text(encoding="utf-8").rstrip().endswith(INJECTED), report.read_text(encoding="utf-8")
+    trace, _ = load(str(out))
+    assert len(trace.packets) >= 3
+    lines = [x.rstrip() for x in screen.splitlines() if x.strip()]
+    assert len(lines) == 3 and "Traceback" not in screen, screen
+    assert re.match(rf"tracer: saved {re.escape(str(out))} \({len(trace.packets)} packets,", lines[0]), screen
+    assert lines[1:] == ["tracer: error: " + WORDS["en"]["crashed"].format(error=INJECTED, path=report),
+                         "EXIT=1"], screen
+    assert code == 1
+    assert modes(t) == "000001"

@@ -7,6 +7,7 @@ row model) import no Textual at all.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from tracer.core.trace import Trace
 if TYPE_CHECKING:
     from tracer.lab.scenarios import Scenario
     from tracer.lab.session import Progress, RunResult
-    from tracer.tui.app import LiveOutcome
+    from tracer.tui.app import LiveOutcome, TracerApp
 
 HEAD_BYTES = 4 << 20  # a bigger file shows its first 4 MiB at once, then the rest
 
@@ -28,8 +29,16 @@ def run_tui(trace: Trace, analysis: Analysis, lang: str = "en", *, stream: tuple
     """Show an analysed trace."""
     from tracer.tui.app import TracerApp
 
-    TracerApp(trace=trace, analysis=analysis, lang=lang, stream=stream, raw_seq=raw_seq,
-              source_name=Path(trace.meta.source).name).run()
+    _run(TracerApp(trace=trace, analysis=analysis, lang=lang, stream=stream, raw_seq=raw_seq,
+                   source_name=Path(trace.meta.source).name))
+
+
+def _run(app: TracerApp) -> None:
+    """Run the app; an internal error in it raises its one-line ``TracerError`` (exit 1)
+    naming the crash report, once the terminal is restored (``tracer.tui.crash``)."""
+    app.run()
+    if app.crash is not None:
+        raise app.crash
 
 
 def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None,
@@ -48,7 +57,7 @@ def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None
     else:
         app = TracerApp(trace=head, analysis=analyze(head), path=path, lang=lang, stream=stream,
                         raw_seq=raw_seq, present=present)
-    app.run()
+    _run(app)
 
 
 def live(scenario: Scenario | None, out: Path | None, *, loopback: bool, timeout: float, lang: str = "en",
@@ -63,4 +72,8 @@ def live(scenario: Scenario | None, out: Path | None, *, loopback: bool, timeout
         app.run()
     finally:
         app.finish_live()
+    if app.crash is not None:
+        # The run stopped as on Ctrl-C and saved its capture: the command reports the
+        # capture, then the crash as the error (exit 1), not as an interruption.
+        return dataclasses.replace(app.live_outcome, error=app.crash, interrupted=False)
     return app.live_outcome

@@ -24,13 +24,17 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
+from textual.worker import WorkerFailed
 
 from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP
 from tracer.core.trace import Trace
 from tracer.errors import TracerError
+from tracer.tui.chrome import View, chrome
+from tracer.tui.crash import ui_crash
 from tracer.tui.filter import Filter
 from tracer.tui.ladder_view import LadderView, header_line
 from tracer.tui.panes import DetailPane, ExplainPane, SourcePane
@@ -112,6 +116,7 @@ class TracerApp(App[int]):
         self._quit_after_run = False
         self.pane = 0
         self.message = ""
+        self.crash: TracerError | None = None  # the first internal error, its report saved (tracer.tui.crash)
 
     # --- layout -------------------------------------------------------------------------
 
@@ -146,6 +151,30 @@ class TracerApp(App[int]):
         if self.live is not None:
             self.live_running = True
             self.run_live()
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's end for an unhandled error anywhere in the app (its own code, a
+        handler, a worker): Textual would print a traceback after the app; tracer saves
+        it to a crash report and the command says one line naming it (``self.crash``).
+        A live run stops as on Ctrl-C, so that it still saves its capture."""
+        if self.crash is None:
+            self.crash = ui_crash(error.error if isinstance(error, WorkerFailed) else error)
+        self._cancel.set()
+        super()._handle_exception(error)
+        self._exit_renderables.clear()  # the report holds the traceback
+
+    def _in_app(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn(*args)`` for a worker thread (through ``call_from_thread``): an error
+        in it ends the app like any handler's, instead of only going back to the thread
+        (where the live run would take it for the app being gone).  A widget missing is
+        the app going: that goes back to the thread alone."""
+        try:
+            fn(*args)
+        except NoMatches:
+            raise
+        except Exception as e:
+            self._handle_exception(e)
+            raise
 
     @property
     def ladder(self) -> LadderView:
@@ -259,7 +288,7 @@ class TracerApp(App[int]):
 
         def progress(trace: Trace, analysis: Analysis) -> None:
             try:
-                self.call_from_thread(self._live_update, trace, analysis)
+                self.call_from_thread(self._in_app, self._live_update, trace, analysis)
             except Exception:
                 # The app is gone or going (its tab closed, a signal; its widgets may already be
                 # removed): stop the run, as Ctrl-C would, so that it saves what it captured.
@@ -284,7 +313,7 @@ class TracerApp(App[int]):
         # Kept here too: the app may be gone already (a browser tab closed, SIGTERM).
         self.live_outcome = LiveOutcome(*outcome)
         with contextlib.suppress(Exception):  # the app is gone: live_outcome says it all
-            self.call_from_thread(self._live_finished, *outcome)
+            self.call_from_thread(self._in_app, self._live_finished, *outcome)
 
     _live_thread: threading.Thread | None = None
 
@@ -305,8 +334,7 @@ class TracerApp(App[int]):
         self.live_outcome = LiveOutcome(res, error, interrupted)
         w = words(self.lang)
         if res is not None:
-            trace, analysis = res.trace, res.analysis
-            self._set_trace(trace, analysis)
+            self._set_trace(res.trace, res.analysis)
             path = res.path
             # The status line names the file; the notice (and the command, on exit) give the path.
             self.message = (w["live_interrupted"] if interrupted else w["live_done"]).format(
@@ -351,75 +379,27 @@ class TracerApp(App[int]):
                 pane.show(m, row, self.lang)
 
     def _refresh_chrome(self) -> None:
-        w = words(self.lang)
         m = self.model
         ladder = self.ladder
-        status = Text()
-        status.append(" tracer ", style="bold black on cyan")
-        name = self.source_name or (m.trace.meta.source if m is not None else "")
+        live = None
         if self.live is not None:
-            sc = self.live.scenario
-            name = w["live"].format(name=self.live.name or getattr(sc, "name", "?"))
-        status.append(f" {name}", style="bold")
-        # What changes with each key comes first: a narrow terminal cuts the end of the line.
-        if m is not None and len(m):
-            total = len(m)
-            if self.revealed is not None:
-                step = w["step"].format(row=ladder.cursor + 1, total=total)
-                status.append(" · " + step, style="bold green")
-                if self.playing is not None:
-                    status.append(" · " + w["playing"].format(speed=f"{self.speed:g}"), style="green")
-            else:
-                status.append(" · " + w["rows"].format(row=f"{ladder.cursor + 1:,}", total=f"{total:,}"))
-        if self.stream is not None:
-            status.append(" · " + w["stream"].format(tag=("tcp " if self.stream[0] == PROTO_TCP else "udp ")
-                                                       + str(self.stream[1])), style="magenta")
-        if not self.filter.empty:
-            status.append(f" · {w['filter']}: {self.filter.expr}", style="magenta")
-        if self.live is not None and self.following:
-            status.append(" · " + w["following"], style="green")
-        if self.message:
-            status.append(" · " + self.message, style="bold yellow")
-        if self.loading and self.trace is not None:
-            status.append(" · " + w["partial"].format(n=f"{len(self.trace.packets):,}"), style="yellow")
-        elif self.loading:
-            status.append(" · " + w["loading"].format(what=""), style="yellow")
-        if self.trace is not None and self.analysis is not None:
-            t, a = self.trace, self.analysis
-            summary = w["loaded"].format(n=f"{len(t.packets):,}", calls=f"{len(t.calls):,}",
-                                         tcp=f"{len(a.tcp_streams):,}", udp=f"{len(a.udp_streams):,}")
-            status.append(" · " + summary)
-        status.no_wrap = True
-        status.overflow = "ellipsis"
-        self.query_one("#status", Static).update(status)
-
+            live = self.live.name or getattr(self.live.scenario, "name", "?")
+        view = View(lang=self.lang, source=self.source_name or (m.trace.meta.source if m is not None else ""),
+                    live=live, rows=len(m) if m is not None else None, cursor=ladder.cursor,
+                    stepping=self.revealed is not None, playing=self.playing is not None, speed=self.speed,
+                    stream=self.stream, filter=self.filter, following=self.following, message=self.message,
+                    loading=self.loading, trace=self.trace, analysis=self.analysis)
+        texts = chrome(view)
+        self.query_one("#status", Static).update(texts.status)
         warn = self.query_one("#warnings", Static)
-        ws = self.trace.warnings if self.trace is not None else ()
-        if self.filter.error:
-            msg = self.filter.error_zh if self.lang == "zh" else self.filter.error
-            warn.update(Text(w["filter_bad"].format(msg=msg), style="bold"))
-            warn.display = True
-        elif m is not None and not len(m) and not self.filter.empty:
-            warn.update(Text(w["filter_none"].format(expr=self.filter.expr), style="bold"))
-            warn.display = True
-        elif ws:
-            first = " ".join((ws[0].message_zh if self.lang == "zh" else ws[0].message).split())
-            warn.update(Text("⚠ " + w["warnings"].format(n=len(ws), first=first), style="bold"))
-            warn.display = True
-        else:
-            warn.display = False
+        if texts.warning is not None:
+            warn.update(texts.warning)
+        warn.display = texts.warning is not None
         lay = ladder.layout_for()
         self.query_one("#lanes", Static).update(
             Text(header_line(m, min(ladder.cursor, max(0, len(m) - 1)) if m else 0, lay, self.lang),
                  style="bold", no_wrap=True, overflow="ellipsis"))
-        keys = Text(no_wrap=True, overflow="ellipsis")
-        # Help and quit first: on a narrow terminal the end of the line is cut.
-        footer = sorted((k for k in KEYS if k.footer), key=lambda k: k.action not in ("help", "quit"))
-        for k in footer:
-            en, _, zh = k.footer.partition("|")
-            keys.append(f" {k.shown} ", style="bold black on cyan")
-            keys.append(f" {zh if self.lang == 'zh' else en} ")
-        self.query_one("#keys", Static).update(keys)
+        self.query_one("#keys", Static).update(texts.keys)
 
     def _update_pane_classes(self) -> None:
         shown = PANE_CYCLE[self.pane % len(PANE_CYCLE)]
