@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from conftest import CAPTURES, REPO, tshark_fields
-from tracer.cli import load
 from tracer.errors import EXIT_INPUT, TracerError
+from tracer.loading import load
 from tracer.tui.text import KEYS, WORDS
 
 HELLO = CAPTURES / "hello.pcapng"

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tracer.core.analysis import Analysis
-from tracer.core.explain import explain, label, state_name
+from tracer.core.explain import label, state_name
 from tracer.core.model import AnalysisFlag, CauseBy, Side, TcpState, flags_str
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.dissect import dissect, hexdump
+from tracer.ladder.labels import packet_explanation
 
 _LABELS = {
     "en": {"packet": "Packet", "cause": "Cause", "why": "Why", "states": "TCP states after it",
@@ -26,14 +27,6 @@ _LABELS = {
            "unknown": "未知", "stream": "流", "none": "无",
            Side.CLIENT: "客户端", Side.SERVER: "服务器", Side.NONE: ""},
 }
-
-
-def packet_explanation(trace: Trace, a: Analysis, i: int, lang: str = "en") -> str:
-    """The plain-language sentence for row ``i``: its cause's template, filled in."""
-    t = trace.packets
-    reason = REASONS[int(a.cause_reason[i])]
-    return explain(reason, Side(int(a.cause_side[i])), lang, src=t.src_endpoint(i), dst=t.dst_endpoint(i),
-                   len=int(t.payload_len[i]), seq=int(a.rel_seq[i]), ack=int(a.rel_ack[i]))
 
 
 def render_detail(trace: Trace, a: Analysis, i: int, lang: str = "en") -> Iterator[str]:

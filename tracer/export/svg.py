@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 
 from tracer.core.model import PROTO_TCP
-from tracer.export.ladder import LABELS, clip, text_width, wrap_cut
+from tracer.ladder.labels import LABELS
+from tracer.ladder.text import clip, text_width, wrap_cut
 from tracer.lesson.steps import Lesson, Step
 
 MONO = ("'DejaVu Sans Mono', Menlo, Consolas, 'Noto Sans Mono CJK SC', 'Noto Sans CJK SC', "

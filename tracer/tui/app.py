@@ -31,11 +31,12 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP
 from tracer.core.trace import Trace
 from tracer.errors import TracerError
-from tracer.tui.filter import Filter
+from tracer.ladder.filter import Filter
+from tracer.ladder.model import LadderModel
+from tracer.ladder.streams import StreamKey
 from tracer.tui.ladder_view import LadderView, header_line
 from tracer.tui.panes import DetailPane, ExplainPane, SourcePane
 from tracer.tui.present import PresenterScreen
-from tracer.tui.rows import LadderModel, StreamKey
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
 from tracer.tui.text import KEYS, words
 
@@ -583,7 +584,7 @@ class TracerApp(App[int]):
 
     @work(thread=True, exclusive=True, group="export")
     def export_text(self, path: Path, svg: str) -> None:
-        from tracer.export.ladder import render_ladder
+        from tracer.ladder.render import render_ladder
 
         if self.trace is None or self.analysis is None:
             return
