@@ -53,7 +53,7 @@ MMDC_STEPS = (100, 500, 2000)
 STAGES_CODE = """
 import importlib, json, sys, time
 t0 = time.perf_counter()
-from tracer.cli import load
+from tracer.loading import load
 from tracer.lesson.steps import build_lesson
 t1 = time.perf_counter()
 trace, analysis = load(sys.argv[1])
@@ -83,7 +83,7 @@ print(json.dumps(out))
 MERMAID_CODE = """
 import sys
 from pathlib import Path
-from tracer.cli import load
+from tracer.loading import load
 from tracer.export.mermaid import render_mermaid
 from tracer.lesson.steps import build_lesson
 trace, analysis = load(sys.argv[1])

@@ -116,8 +116,8 @@ def scenario_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
 
 def tiled_lesson(n: int, lang: str = "en") -> Lesson:
     """A big lesson of ``n`` real steps: those of a 1,556-packet corpus capture, repeated."""
-    from tracer.cli import load
     from tracer.lesson.steps import build_lesson
+    from tracer.loading import load
 
     trace, analysis = load(str(CORPUS / "zeek__http__206_example_b.pcap"))
     base = build_lesson(trace, analysis, lang)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import CAPTURES, corpus_files
-from tracer.cli import load
 from tracer.core.expect import ExpectError, describe, match, parse
 from tracer.lab.impair import Drop, Loss, Reject, parse_spec
+from tracer.loading import load
 
 HELLO = CAPTURES / "hello.pcapng"
 

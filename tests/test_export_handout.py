@@ -25,13 +25,13 @@ from markdown_it import MarkdownIt
 from test_export_svg import tracer_cli, tshark_frames
 
 from conftest import CAPTURES, corpus_files, tiled_lesson, tshark_fields
-from tracer.cli import load
 from tracer.core.model import PROTO_TCP, CauseBy, TcpState
 from tracer.export.handout import MERMAID_STEPS, TEXT, render_markdown
 from tracer.export.mermaid import render_mermaid
 from tracer.i18n.explain import state_name
 from tracer.lab.scenarios import Scenario, read_scenario
 from tracer.lesson.steps import Lesson, build_lesson
+from tracer.loading import load
 
 HELLO = CAPTURES / "hello.pcapng"
 MD = MarkdownIt("commonmark").enable("table")

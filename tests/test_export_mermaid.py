@@ -30,11 +30,11 @@ from pathlib import Path
 import pytest
 
 from conftest import CAPTURES, CORPUS, REPO
-from tracer.cli import load
 from tracer.core.model import TcpState
-from tracer.export.ladder import ANALYSIS_LABELS, LABELS
 from tracer.export.mermaid import render_mermaid
+from tracer.ladder.labels import ANALYSIS_LABELS, LABELS
 from tracer.lesson.steps import Lesson, Step, build_lesson
+from tracer.loading import load
 
 SVG = "{http://www.w3.org/2000/svg}"
 SCENARIOS = ("refused", "udp-unreachable", "data-lost")

@@ -30,11 +30,11 @@ from pathlib import Path
 import pytest
 
 from conftest import CAPTURES, REPO, corpus_files, tshark_fields
-from tracer.cli import load
 from tracer.core.model import SocketCall
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_USAGE, UsageError
 from tracer.export.packetdrill import render_packetdrill
+from tracer.loading import load
 
 SCENARIOS = ("refused", "udp-unreachable", "data-lost", "rst-linger")
 

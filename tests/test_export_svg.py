@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 
 from conftest import CAPTURES, REPO, corpus_files, tiled_lesson, tshark_fields
-from tracer.cli import load
 from tracer.core.model import PROTO_TCP, TcpState
 from tracer.core.reasons import REASONS
 from tracer.export.svg import render_svg
 from tracer.i18n.explain import label as reason_label
 from tracer.i18n.explain import state_name
 from tracer.lesson.steps import Lesson, build_lesson
+from tracer.loading import load
 
 NS = "{http://www.w3.org/2000/svg}"
 HELLO = CAPTURES / "hello.pcapng"

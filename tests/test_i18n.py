@@ -30,7 +30,7 @@ from tracer.i18n.explain import _NOUN_KEYS
 SOURCE = REPO / "tracer"
 LOCALE_DIR = SOURCE / "i18n" / "locale"
 KEY_FUNCS = {"t", "template", "both", "has"}
-# The lane roles (tracer.tui.rows.Lanes.left_role/right_role): Words tables look them up computed.
+# The lane roles (tracer.ladder.streams.Lanes.left_role/right_role): Words tables look them up computed.
 ROLES = ("client", "server", "a", "b")
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
 from tracer.core.analyze import analyze
-from tracer.export.ladder import render_ladder, text_width
+from tracer.ladder.render import render_ladder
+from tracer.ladder.text import text_width
 from tracer.pcap.reader import read_capture
 
 HELLO = CAPTURES / "hello.pcap"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import CAPTURES, tshark_fields
-from tracer.export.ladder import text_width
+from tracer.ladder.text import text_width
 
 REPO = Path(__file__).resolve().parents[1]
 IP_ONLY = ("-Y", "ip or ipv6")

@@ -9,7 +9,7 @@ from test_run import BOOM, tracer
 
 from conftest import CORPUS
 from tracer.core.analyze import analyze
-from tracer.export.ladder import render_ladder
+from tracer.ladder.render import render_ladder
 from tracer.pcap.reader import read_capture
 
 ROW = re.compile(r"^\s*(\d+)\s+-?\d+\.\d{6} ")

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from conftest import CAPTURES, corpus_files, tshark_fields
-from tracer.cli import load
 from tracer.core.model import SocketCall
 from tracer.i18n.calls import explain_call
 from tracer.lesson.quiz import PLAUSIBLE_ERRNOS, WORDS, Score, asks, packet_choice, questions
 from tracer.lesson.steps import Lesson, build_lesson
+from tracer.loading import load
 
 HELLO = CAPTURES / "hello.pcapng"
 LIVE = ("handshake", "refused", "udp-unreachable", "synack-lost", "rst-linger")

@@ -17,10 +17,11 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from conftest import CAPTURES
-from tracer.cli import load, main
+from tracer.cli import main
 from tracer.errors import EXIT_USAGE
 from tracer.lesson.quiz import questions
 from tracer.lesson.steps import build_lesson
+from tracer.loading import load
 from tracer.tui.app import LiveSpec, TracerApp
 from tracer.tui.present import PresenterScreen
 from tracer.tui.stage import GAP_NS, STAGE_WORDS, duration, frames_of

@@ -35,8 +35,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from conftest import CAPTURES, REPO, tshark_fields
-from tracer.cli import load
 from tracer.errors import EXIT_INPUT, EXIT_USAGE
+from tracer.loading import load
 from tracer.tui.text import KEYS, WORDS
 
 HELLO = CAPTURES / "hello.pcapng"

@@ -15,16 +15,16 @@ from textual.widgets import Static, Tree
 from textual.worker import WorkerFailed
 
 from conftest import CAPTURES, tshark_fields
-from tracer.cli import load
 from tracer.core.analyze import analyze
 from tracer.core.model import PROTO_TCP, Side
 from tracer.core.reasons import REASONS
-from tracer.export.ladder import render_ladder
 from tracer.i18n.explain import explain
+from tracer.ladder.model import KIND_CALL, KIND_PACKET
+from tracer.ladder.render import render_ladder
+from tracer.loading import load
 from tracer.pcap.reader import read_capture_head
 from tracer.tui.app import LiveSpec, TracerApp
 from tracer.tui.panes import ExplainPane, SourcePane, call_line
-from tracer.tui.rows import KIND_CALL, KIND_PACKET
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
 from tracer.tui.text import KEYS, WORDS
 

@@ -7,10 +7,10 @@ import dataclasses
 from pathlib import Path
 
 from conftest import CAPTURES
-from tracer.cli import load
 from tracer.core.model import PROTO_TCP, PROTO_UDP
+from tracer.ladder.filter import Filter
+from tracer.loading import load
 from tracer.tui.chrome import View, chrome, key_footer, status_line, warning_line
-from tracer.tui.filter import Filter
 from tracer.tui.text import KEYS, WORDS
 
 HELLO = CAPTURES / "hello.pcapng"

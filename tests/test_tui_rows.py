@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import CAPTURES, tshark_fields
-from tracer.cli import load
 from tracer.core.model import PROTO_TCP, TcpState
-from tracer.export.ladder import render_ladder
+from tracer.ladder.filter import Filter
+from tracer.ladder.model import KIND_CALL, KIND_PACKET, KIND_WARNING, LadderModel
+from tracer.ladder.render import render_ladder
+from tracer.loading import load
 from tracer.pcap.reader import read_capture, read_capture_head
 from tracer.tui.diagram import DIAGRAM, spans
-from tracer.tui.filter import Filter
-from tracer.tui.rows import KIND_CALL, KIND_PACKET, KIND_WARNING, LadderModel
 
 HELLO = CAPTURES / "hello.pcapng"
 

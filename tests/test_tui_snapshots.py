@@ -14,9 +14,9 @@ import pytest
 from textual.pilot import Pilot
 
 from conftest import CAPTURES
-from tracer.cli import load
+from tracer.ladder.model import KIND_PACKET
+from tracer.loading import load
 from tracer.tui.app import TracerApp
-from tracer.tui.rows import KIND_PACKET
 
 HELLO = CAPTURES / "hello.pcapng"
 

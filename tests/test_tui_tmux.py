@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from conftest import CAPTURES, REPO, tshark_fields
-from tracer.cli import load
 from tracer.errors import EXIT_INPUT, TracerError
+from tracer.loading import load
 from tracer.tui.text import KEYS, WORDS
 
 HELLO = CAPTURES / "hello.pcapng"
@@ -474,14 +474,10 @@ def test_errors_stay_one_line(term: Callable[..., Term], tmp_path: Path) -> None
 # tracer's real command with one fault injected into the ladder model: the explanation pane
 # asks for the states at the selected row, so moving the cursor to row 3 (two Downs) fails.
 # (The live-run test swaps the method and the condition.)
-# (LadderModel is found where it lives: tracer.ladder.model, or tracer.tui.rows before.)
 INJECT_ROW = 2
 INJECT = f"""
 import sys
-try:
-    from tracer.ladder.model import LadderModel
-except ImportError:
-    from tracer.tui.rows import LadderModel
+from tracer.ladder.model import LadderModel
 real = LadderModel.states_at
 def states_at(self, r):
     if r == {INJECT_ROW}:

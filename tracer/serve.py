@@ -34,7 +34,10 @@ from aiohttp import web
 from textual_serve.server import Server
 
 import tracer
+from tracer.arguments import build_parser
 from tracer.errors import PrivilegeError, UsageError
+from tracer.loading import load
+from tracer.messages import both, msg
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -44,42 +47,6 @@ CHECK_HEAD = 1 << 20  # a bigger capture is checked on its first MiB only
 SHUTDOWN_S = 1.0  # Ctrl-C: how long requests get to finish before open tabs are closed
 TEMPLATE = "app_index.html"
 FONT = "fonts/RobotoMono-VariableFont_wght.ttf"  # under textual-serve's static/
-
-MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        "serving": "tracer: serving {what} at {url} (Ctrl-C stops)",
-        "open_to_all": "every host on the network can open it and drive the app: {url}",
-        "stopped": "tracer: stopped serving",
-        "bad_target": "tracer serve serves 'run NAME' or 'replay FILE', not {word!r}",
-        "not_served": "{opt} does not apply to tracer serve (the browser shows the interactive UI)",
-        "bad_port": "--port must be between 1 and 65535, got {port}",
-        "port_busy": "port {port} on {host} is already in use; choose another: tracer serve --port {other}",
-        "port_root": "port {port} needs root; choose one above 1023: tracer serve --port {other}",
-        "bad_host": "cannot listen on {host}: {why}",
-        "no_capture": "the demo capture {path} is missing; give one: tracer serve replay FILE",
-    },
-    "zh": {
-        "serving": "tracer: 正在提供 {what}，地址 {url}（按 Ctrl-C 停止）",
-        "open_to_all": "网络上的每台主机都能打开它并操作这个应用：{url}",
-        "stopped": "tracer: 已停止提供服务",
-        "bad_target": "tracer serve 只能提供 'run 场景名' 或 'replay 文件'，而不是 {word!r}",
-        "not_served": "{opt} 不适用于 tracer serve（浏览器里显示的是交互界面）",
-        "bad_port": "--port 必须在 1 到 65535 之间，而不是 {port}",
-        "port_busy": "{host} 上的端口 {port} 已被占用；请换一个：tracer serve --port {other}",
-        "port_root": "端口 {port} 需要 root 权限；请选择大于 1023 的端口：tracer serve --port {other}",
-        "bad_host": "无法在 {host} 上监听：{why}",
-        "no_capture": "演示抓包文件 {path} 不存在；请指定一个：tracer serve replay 文件",
-    },
-}
-
-
-def _msg(key: str, lang: str, **kw: object) -> str:
-    return MESSAGES[lang if lang in MESSAGES else "en"][key].format(**kw)
-
-
-def _both(key: str, **kw: object) -> tuple[str, str]:
-    return _msg(key, "en", **kw), _msg(key, "zh", **kw)
-
 
 @dataclass(frozen=True)
 class Target:
@@ -96,15 +63,13 @@ class Target:
 def resolve_target(args: argparse.Namespace, lang: str) -> Target:
     """Check ``run NAME ...`` / ``replay FILE ...`` (default: the demo capture) and build the
     command each tab runs; every mistake is a ``TracerError``."""
-    from tracer.cli import build_parser
-
     words = list(args.target)
     if not words:
         if not DEFAULT_CAPTURE.is_file():
-            raise UsageError(*_both("no_capture", path=DEFAULT_CAPTURE))
+            raise UsageError(*both("no_capture", path=DEFAULT_CAPTURE))
         words = ["replay", str(DEFAULT_CAPTURE)]
     if words[0] not in ("run", "replay"):
-        raise UsageError(*_both("bad_target", word=words[0]))
+        raise UsageError(*both("bad_target", word=words[0]))
     t, rest = build_parser().parse_known_args(words)
     if rest:  # serve's own options written after the target: --port, --host, ...
         _late_options(args, rest)
@@ -112,7 +77,7 @@ def resolve_target(args: argparse.Namespace, lang: str) -> Target:
     for opt, used in (("--no-tui", t.no_tui), ("--check", getattr(t, "check", False)),
                       ("--out", getattr(t, "out", None))):
         if used:
-            raise UsageError(*_both("not_served", opt=opt))
+            raise UsageError(*both("not_served", opt=opt))
     if t.command == "replay":
         _check_capture(t.file)
         given, path, title = t.file, str(Path(t.file).resolve()), Path(t.file).name
@@ -137,11 +102,9 @@ def resolve_target(args: argparse.Namespace, lang: str) -> Target:
 
 def _late_options(args: argparse.Namespace, rest: list[str]) -> None:
     """Merge serve's options found after the target into ``args`` (serve's parser decides)."""
-    from tracer.cli import build_parser
-
     late = build_parser().parse_args(["serve", *rest])
     if late.target:
-        raise UsageError(*_both("bad_target", word=late.target[0]))
+        raise UsageError(*both("bad_target", word=late.target[0]))
     defaults = build_parser().parse_args(["serve"])
     for key, value in vars(late).items():
         if value != getattr(defaults, key, None):
@@ -150,7 +113,6 @@ def _late_options(args: argparse.Namespace, rest: list[str]) -> None:
 
 def _check_capture(path: str) -> None:
     """The one-line error for a missing or broken capture now, not in each browser tab."""
-    from tracer.cli import load
     from tracer.pcap.reader import read_capture_head
 
     if read_capture_head(path, CHECK_HEAD) is None:
@@ -161,11 +123,11 @@ def check_port(host: str, port: int) -> None:
     """Raise the one-line error if ``host:port`` cannot be listened on (binds and lets go,
     with SO_REUSEADDR as aiohttp does: a connection in TIME-WAIT is no conflict)."""
     if not 1 <= port <= 65535:
-        raise UsageError(*_both("bad_port", port=port))
+        raise UsageError(*both("bad_port", port=port))
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise UsageError(*_both("bad_host", host=host, why=e.strerror)) from None
+        raise UsageError(*both("bad_host", host=host, why=e.strerror)) from None
     for family, kind, proto, _name, addr in infos:
         with socket.socket(family, kind, proto) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -179,10 +141,10 @@ def bind_error(e: OSError, host: str, port: int) -> UsageError | PrivilegeError:
     """The error to show when listening on ``host:port`` failed with ``e``."""
     other = port + 1 if port < 65535 else DEFAULT_PORT
     if e.errno == errno.EADDRINUSE:
-        return UsageError(*_both("port_busy", host=host, port=port, other=other))
+        return UsageError(*both("port_busy", host=host, port=port, other=other))
     if e.errno == errno.EACCES:
-        return PrivilegeError(*_both("port_root", port=port, other=DEFAULT_PORT))
-    return UsageError(*_both("bad_host", host=host, why=e.strerror or e))
+        return PrivilegeError(*both("port_root", port=port, other=DEFAULT_PORT))
+    return UsageError(*both("bad_host", host=host, why=e.strerror or e))
 
 
 def _is_loopback(host: str) -> bool:
@@ -290,19 +252,14 @@ def serve(args: argparse.Namespace, lang: str) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     url = _url(args.host, args.port)
     if not _is_loopback(args.host):
-        print(_cli_msg("warning", lang, msg=_msg("open_to_all", lang, url=url)), file=sys.stderr)
+        print(msg("warning", lang, msg=msg("open_to_all", lang, url=url)), file=sys.stderr)
     local = _url(DEFAULT_HOST, args.port) if args.host in ("0.0.0.0", "::") else url
-    ready = _msg("serving", lang, what=target.shown, url=local)
+    ready = msg("serving", lang, what=target.shown, url=local)
     server = TracerServer(target, args.host, args.port)
     # textual-serve's own messages (an app that failed to start), not each request.
     logging.basicConfig(level=logging.WARNING, format="tracer serve: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.run(ready))
-    print(_msg("stopped", lang), file=sys.stderr)
+    print(msg("stopped", lang), file=sys.stderr)
     return 0
 
-
-def _cli_msg(key: str, lang: str, **kw: object) -> str:
-    from tracer.cli import _msg as cli_msg
-
-    return cli_msg(key, lang, **kw)

@@ -13,17 +13,10 @@ from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.dissect import dissect, hexdump
 from tracer.i18n import Words
-from tracer.i18n.explain import explain, label, state_name
+from tracer.i18n.explain import label, state_name
+from tracer.ladder.labels import packet_explanation
 
 _LABELS = Words("detail.")  # catalogue keys detail.*
-
-
-def packet_explanation(trace: Trace, a: Analysis, i: int, lang: str = "en") -> str:
-    """The plain-language sentence for row ``i``: its cause's template, filled in."""
-    t = trace.packets
-    reason = REASONS[int(a.cause_reason[i])]
-    return explain(reason, Side(int(a.cause_side[i])), lang, src=t.src_endpoint(i), dst=t.dst_endpoint(i),
-                   len=int(t.payload_len[i]), seq=int(a.rel_seq[i]), ack=int(a.rel_ack[i]))
 
 
 def render_detail(trace: Trace, a: Analysis, i: int, lang: str = "en") -> Iterator[str]:

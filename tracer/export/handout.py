@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from tracer.core.model import PROTO_TCP, TcpState
 from tracer.core.pysource import literal_assignments
 from tracer.core.trace import Trace
-from tracer.export.ladder import LABELS
 from tracer.export.mermaid import render_mermaid
 from tracer.i18n import Words
+from tracer.ladder.labels import LABELS
 from tracer.lesson.steps import Lesson, Step
 
 MERMAID_STEPS = 300  # about 30,000 characters: under Mermaid's default maxTextSize of 50,000

@@ -26,8 +26,9 @@ closing note saying how many steps were left out.
 from __future__ import annotations
 
 from tracer.core.model import AnalysisFlag, TcpState
-from tracer.export.ladder import ANALYSIS_LABELS, LABELS, clip, wrap_cut
 from tracer.i18n import Words
+from tracer.ladder.labels import ANALYSIS_LABELS, LABELS
+from tracer.ladder.text import clip, wrap_cut
 from tracer.lesson.steps import Lesson, Step
 
 # Characters Mermaid would read as syntax or markup, as its entity codes.

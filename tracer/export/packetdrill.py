@@ -43,10 +43,10 @@ from tracer.core.model import ACK, PROTO_TCP, PROTO_UDP, AnalysisFlag, CauseBy, 
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.errors import UsageError
-from tracer.export.ladder import ANALYSIS_LABELS, call_streams, caused_streams
 from tracer.i18n import Words
 from tracer.i18n.explain import label as reason_words
-from tracer.tui.rows import lanes_of
+from tracer.ladder.labels import ANALYSIS_LABELS
+from tracer.ladder.streams import call_streams, caused_streams, lanes_of
 
 MOD32 = 1 << 32
 

@@ -14,7 +14,7 @@ The two lanes are a stream's endpoints (left = the client); when the steps move
 to another stream a header row names that stream's endpoints, so any number of
 TCP and UDP streams reads like the text ladder.  An ICMP error is drawn from the
 lane of the host that sent it.  Widths count CJK characters as two columns
-(``tracer.export.ladder.text_width``) and the fonts fall back to CJK families.
+(``tracer.ladder.text.text_width``) and the fonts fall back to CJK families.
 Standard library only, linear in the number of steps, no output but the string.
 """
 
@@ -26,8 +26,9 @@ import re
 from dataclasses import dataclass
 
 from tracer.core.model import PROTO_TCP
-from tracer.export.ladder import LABELS, clip, text_width, wrap_cut
 from tracer.i18n import Words
+from tracer.ladder.labels import LABELS
+from tracer.ladder.text import clip, text_width, wrap_cut
 from tracer.lesson.steps import Lesson, Step
 
 MONO = ("'DejaVu Sans Mono', Menlo, Consolas, 'Noto Sans Mono CJK SC', 'Noto Sans CJK SC', "

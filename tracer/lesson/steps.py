@@ -5,7 +5,7 @@ nothing, a trace warning), flattened into one frozen record that says everything
 a presenter, a quiz or an exporter needs: which lanes, which way the arrow goes,
 its label, the call or kernel action behind it, one sentence of explanation, and
 both ends' TCP states afterwards, all in one language.  The order and the rows
-are exactly the TUI's and the text ladder's (``tracer.tui.rows.LadderModel``), so
+are exactly the TUI's and the text ladder's (``tracer.ladder.model.LadderModel``), so
 a lesson never tells a different story from the ladder.  No I/O, no Textual.
 """
 
@@ -18,12 +18,13 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
-from tracer.export.detail import packet_explanation
-from tracer.export.ladder import ANALYSIS_LABELS, LABELS, call_text, tcp_flag_names
 from tracer.i18n.calls import explain_call
 from tracer.i18n.explain import label as reason_words
 from tracer.i18n.explain import state_name
-from tracer.tui.rows import KIND_CALL, KIND_PACKET, LadderModel, StreamKey
+from tracer.ladder.calls import call_text
+from tracer.ladder.labels import ANALYSIS_LABELS, LABELS, packet_explanation, tcp_flag_names
+from tracer.ladder.model import KIND_CALL, KIND_PACKET, LadderModel
+from tracer.ladder.streams import StreamKey
 
 KINDS = {KIND_PACKET: "packet", KIND_CALL: "call"}
 

@@ -1,8 +1,8 @@
 """The interactive terminal UI (Textual): ``run_tui``, ``replay`` and ``live``.
 
 Textual is imported only when the UI starts, so the command line stays fast for
-``--no-tui`` and for errors; ``tracer.tui.rows`` and ``tracer.tui.filter`` (the
-row model) import no Textual at all.
+``--no-tui`` and for errors; the row model (``tracer.ladder``) imports no Textual
+at all.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Textual app: the ladder, the lower panes, the keys, loading and live runs.
 
-Thin by design: the rows come from ``tracer.tui.rows`` (a numpy model built in a
+Thin by design: the rows come from ``tracer.ladder.model`` (a numpy model built in a
 worker), the panes only draw what they are given, and every slow step (reading
 and analysing a big file, applying a filter to a million rows, scapy, exporting
 the text ladder, running a live scenario) runs in a worker thread.  A big file
@@ -33,13 +33,14 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP
 from tracer.core.trace import Trace
 from tracer.errors import TracerError
+from tracer.ladder.filter import Filter
+from tracer.ladder.model import LadderModel
+from tracer.ladder.streams import StreamKey
 from tracer.tui.chrome import View, chrome
 from tracer.tui.crash import ui_crash
-from tracer.tui.filter import Filter
 from tracer.tui.ladder_view import LadderView, header_line
 from tracer.tui.panes import DetailPane, ExplainPane, SourcePane
 from tracer.tui.present import PresenterScreen
-from tracer.tui.rows import LadderModel, StreamKey
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
 from tracer.tui.text import KEYS, words
 
@@ -573,7 +574,7 @@ class TracerApp(App[int]):
 
     @work(thread=True, exclusive=True, group="export")
     def export_text(self, path: Path, svg: str) -> None:
-        from tracer.export.ladder import render_ladder
+        from tracer.ladder.render import render_ladder
 
         if self.trace is None or self.analysis is None:
             return

@@ -16,7 +16,7 @@ from rich.text import Text
 from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP
 from tracer.core.trace import Trace
-from tracer.tui.filter import Filter
+from tracer.ladder.filter import Filter
 from tracer.tui.text import KEYS, words
 
 

@@ -25,8 +25,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tracer.export.ladder import LABELS, arrow, clip, pad
-from tracer.tui.rows import KIND_CALL, KIND_PACKET, Cells, LadderModel
+from tracer.ladder.labels import LABELS
+from tracer.ladder.model import KIND_CALL, KIND_PACKET, Cells, LadderModel
+from tracer.ladder.text import arrow, clip, pad
 from tracer.tui.text import words
 
 # Arrow colours by the segment's most telling flag (RST > SYN > FIN > data > ACK).

@@ -18,11 +18,11 @@ from textual.widgets import Static, Tree
 
 from tracer.core.model import CauseBy, Side, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
-from tracer.export.detail import packet_explanation
-from tracer.export.ladder import LABELS, call_error, call_text
 from tracer.i18n.explain import label, state_name
+from tracer.ladder.calls import call_error, call_text
+from tracer.ladder.labels import LABELS, packet_explanation
+from tracer.ladder.model import KIND_CALL, KIND_PACKET, LadderModel
 from tracer.tui.diagram import DIAGRAM, spans
-from tracer.tui.rows import KIND_CALL, KIND_PACKET, LadderModel
 from tracer.tui.stage import CLIENT_STYLE, SERVER_STYLE
 from tracer.tui.text import words
 

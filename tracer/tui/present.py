@@ -23,9 +23,9 @@ from textual.widgets import Static
 
 from tracer.core.analysis import Analysis
 from tracer.core.trace import Trace
+from tracer.ladder.streams import StreamKey
 from tracer.lesson.quiz import Score
 from tracer.lesson.steps import Lesson, build_lesson
-from tracer.tui.rows import StreamKey
 from tracer.tui.stage import Frame, end_card, frames_of, render_stage, sw, timeline
 from tracer.tui.text import PRESENT_KEYS, words
 

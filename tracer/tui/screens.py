@@ -130,7 +130,7 @@ class StreamPicker(ModalScreen[StreamKey | None | bool]):
 
 
 class FilterScreen(ModalScreen[str | None]):
-    """The filter prompt (see ``tracer.tui.filter`` for the words it takes)."""
+    """The filter prompt (see ``tracer.ladder.filter`` for the words it takes)."""
 
     BINDINGS = [Binding("escape", "cancel", show=False)]
 

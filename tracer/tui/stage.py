@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from tracer.export.ladder import LABELS, text_width, wrap
 from tracer.i18n import Words
+from tracer.ladder.labels import LABELS
+from tracer.ladder.text import text_width, wrap
 from tracer.lesson.quiz import Question
 from tracer.lesson.steps import Lesson, Step
 from tracer.tui.bigtext import big_lines, can_draw

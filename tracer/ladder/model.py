@@ -1,16 +1,16 @@
-"""The ladder's rows for the TUI: which rows exist, in what order, and what each says.
+"""The ladder's rows: which rows exist, in what order, and what each says.
 
-No Textual here: the model is plain numpy plus the exporters' helpers, so it is
-tested on its own and built in a worker thread.  A row is a packet, a recorded
-socket call that caused no packet (accept(), recv(), listen(), ...) or a trace
-warning on the timeline.  ``kind``/``ref`` hold one entry per row (a million
-packets cost two arrays, never a million objects); ``cells(r)`` formats one row
-only when it is about to be painted.
+No Textual here: the model is plain numpy plus the ladder's helpers, so it is
+tested on its own and built in a worker thread; the TUI and the lessons read it.
+A row is a packet, a recorded socket call that caused no packet (accept(),
+recv(), listen(), ...) or a trace warning on the timeline.  ``kind``/``ref``
+hold one entry per row (a million packets cost two arrays, never a million
+objects); ``cells(r)`` formats one row only when it is about to be painted.
 
 Calls and timed warnings go before the first packet captured after them (the
-ladder's rule in ``tracer.export.ladder``), found with ``searchsorted`` over the
-running maximum of the packet times so that out-of-order timestamps cannot
-misplace them.
+text ladder's rule in ``tracer.ladder.render``), found with ``searchsorted``
+over the running maximum of the packet times so that out-of-order timestamps
+cannot misplace them.
 """
 
 from __future__ import annotations
@@ -30,26 +30,16 @@ from tracer.core.model import (
     StreamInfo,
     TcpState,
     TraceWarning,
-    endpoint_str,
 )
-from tracer.core.reasons import CALL_NAMES, REASONS
+from tracer.core.reasons import CALL_NAMES
 from tracer.core.trace import Trace
-from tracer.export.ladder import (
-    ANALYSIS_LABELS,
-    LABELS,
-    call_error,
-    call_streams,
-    call_text,
-    call_time,
-    caused_streams,
-    reason_label,
-    tcp_flag_names,
-)
 from tracer.i18n.explain import state_name
-from tracer.tui.filter import Filter
+from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets
+from tracer.ladder.filter import Filter
+from tracer.ladder.labels import ANALYSIS_LABELS, LABELS, other_frame_text, reason_words, tcp_label
+from tracer.ladder.streams import Lanes, StreamKey, call_streams, caused_streams, lanes_of, stream_infos
 
 KIND_PACKET, KIND_CALL, KIND_WARNING = 0, 1, 2
-StreamKey = tuple[int, int]  # (proto, stream index)
 I64 = npt.NDArray[np.int64]
 
 
@@ -79,25 +69,6 @@ class Cells:
     error: bool = False
 
 
-@dataclass(frozen=True)
-class Lanes:
-    """A stream's two lanes: left is the client when known."""
-
-    left: str
-    right: str
-    left_role: str
-    right_role: str
-    a_is_left: bool
-
-
-def lanes_of(info: StreamInfo) -> Lanes:
-    """Left lane = the client when the capture says which end that is, else ``a``."""
-    if info.client is not None and info.client in (info.a, info.b):
-        server = info.b if info.client == info.a else info.a
-        return Lanes(info.client, server, "client", "server", info.client == info.a)
-    return Lanes(info.a, info.b, "a", "b", True)
-
-
 @dataclass(eq=False)
 class LadderModel:
     """The rows of one view of a trace (a stream and a filter applied)."""
@@ -116,8 +87,7 @@ class LadderModel:
 
     def __post_init__(self) -> None:
         t, a = self.trace.packets, self.analysis
-        self.infos = {(PROTO_TCP, s.index): s for s in a.tcp_streams}
-        self.infos.update({(PROTO_UDP, s.index): s for s in a.udp_streams})
+        self.infos = stream_infos(a)
         mask = self.filter.packet_mask(t, a)
         if self.stream is not None:
             p, s = self.stream
@@ -153,18 +123,16 @@ class LadderModel:
     # --- which calls, which streams -------------------------------------------------
 
     def streams_of_calls(self) -> dict[int, set[StreamKey]]:
-        """Call id -> the streams of its socket (see ``tracer.export.ladder.call_streams``)."""
+        """Call id -> the streams of its socket (see ``tracer.ladder.streams.call_streams``)."""
         if self._streams_of is None:
             caused = caused_streams(self.trace, self.analysis)
             self._streams_of = call_streams(self.trace.calls, self.infos, caused)
         return self._streams_of
 
     def _own_calls(self) -> list[SocketCall]:
-        if not self.trace.calls:
+        keep = calls_without_packets(self.trace, self.analysis)
+        if not keep:
             return []
-        ids = self.analysis.cause_call_id
-        on_packets = set(ids[ids >= 0].tolist())
-        keep = [c for c in self.trace.calls if c.id not in on_packets]
         of = self.streams_of_calls() if self.stream is not None or not self.filter.empty else {}
         if self.stream is not None:
             keep = [c for c in keep if self.stream in of.get(c.id, set())]
@@ -290,12 +258,7 @@ class LadderModel:
         info = self.infos.get(key) if key is not None else None
         notes: list[tuple[str, str]] = []
         if info is None:
-            src = endpoint_str(t.address(int(t.src[i])), int(t.sport[i]))
-            dst = endpoint_str(t.address(int(t.dst[i])), int(t.dport[i]))
-            what = t.proto_names[p]
-            desc = f"{what} {src} → {dst}" if src or dst else f"{what} ({lab['other']})"
-            if int(t.icmp_type[i]) >= 0:
-                desc += f" type={int(t.icmp_type[i])} code={int(t.icmp_code[i])}"
+            desc = other_frame_text(t, i, lab)
             quote = t.icmp_quotes.get(i)
             tag = ""
             if s >= 0 and quote is not None:
@@ -311,13 +274,7 @@ class LadderModel:
         if p == PROTO_TCP:
             seq = int(t.seq[i] if raw_seq else a.rel_seq[i])
             ack = int(t.ack[i] if raw_seq else a.rel_ack[i])
-            parts = [tcp_flag_names(flags)]
-            if seq >= 0:
-                parts.append(f"seq={seq}")
-            if ack >= 0 and flags & 0x10:
-                parts.append(f"ack={ack}")
-            parts.append(f"len={int(t.payload_len[i])}")
-            label = " ".join(parts)
+            label = tcp_label(flags, seq, ack, int(t.payload_len[i]))
             self._state_notes(i, lanes, lang, notes)
         else:
             label = f"UDP len={int(t.payload_len[i])}"
@@ -365,7 +322,7 @@ class LadderModel:
         if by == CauseBy.UNKNOWN and reason <= 0:
             return
         lab = LABELS.get(lang, LABELS["en"])
-        words = reason_label(REASONS[reason], lang) if 0 <= reason < len(REASONS) else "?"
+        words = reason_words(reason, lang)
         mark = "~" if bool(a.cause_inferred[i]) else ""
         if by == CauseBy.KERNEL:
             side = {1: lab["client"], 2: lab["server"]}.get(int(a.cause_side[i]), "")

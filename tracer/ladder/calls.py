@@ -1,0 +1,83 @@
+"""A recorded socket call as the ladder shows it: its text, where it goes on the
+timeline, its error, how long it waited, and which calls get a row of their own."""
+
+from __future__ import annotations
+
+from tracer.core.analysis import Analysis
+from tracer.core.model import SocketCall
+from tracer.core.trace import Trace
+
+# Calls that can wait for the peer or the network: their row says how long they took.
+_BLOCKING = frozenset({"accept", "connect", "connect_ex", "recv", "recvfrom", "recv_into",
+                       "recvfrom_into", "send", "sendall", "sendto"})  # fmt: skip
+_BLOCKED_NS = 100_000  # below 0.1 ms the call did not really wait
+# Arguments shown by value alone: their value says what they are.
+_BARE_ARGS = frozenset({"address", "family", "type", "level", "option", "value", "how", "via", "bufsize",
+                        "nbytes"})
+
+
+def call_time(c: SocketCall) -> int:
+    """When a call's row goes on the timeline: when it returned (its result is known then)."""
+    return c.t_ns
+
+
+def call_error(c: SocketCall) -> str | None:
+    """The errno a call failed with (connect_ex() returns it instead of raising)."""
+    return c.error
+
+
+def _duration(ns: int, lab: dict[str, str]) -> str:
+    ms = ns / 1e6
+    if ms >= 10_000:
+        return lab["s"].format(v=f"{ms / 1000:.1f}")
+    return lab["ms"].format(v=f"{ms:.1f}" if ms >= 1 else f"{ms:.2f}")
+
+
+def _result_text(c: SocketCall, lab: dict[str, str], error_row: int | None) -> str:
+    """What the call returned, in words: an fd, a byte count, an errno with its packet."""
+    err = call_error(c)
+    if err is not None:
+        return err + (f" ({lab['packet'].format(no=error_row + 1)})" if error_row is not None else "")
+    if c.t_exit_ns is None:
+        return lab["no_return"]
+    r = c.result
+    if r is None:
+        return ""
+    if c.call in ("socket", "accept") and r.isdigit():
+        fd = lab["fd"].format(fd=r)
+        return f"{fd} ({c.remote})" if c.call == "accept" and c.remote else fd
+    if c.call in ("recv", "recv_into", "send", "sendto") and r.isdigit():
+        return lab["eof"] if r == "0" and c.call.startswith("recv") else lab["bytes"].format(n=r)
+    n, sep, peer = r.partition(" from ")
+    if c.call in ("recvfrom", "recvfrom_into") and sep and n.isdigit():
+        return lab["bytes_from"].format(n=n, peer=peer)
+    return r
+
+
+def call_text(c: SocketCall, lab: dict[str, str], error_row: int | None = None) -> str:
+    """A call as a student reads it, e.g. ``server accept() → fd 5 (10.77.0.1:36948)``."""
+    args = ", ".join(
+        v if k in _BARE_ARGS else f"{k}={v}"
+        for k, v in c.args
+        if not (c.call == "socket" and k == "proto" and v == "0")
+    )
+    who = lab.get(c.side, c.side) if c.side in ("client", "server") else c.side
+    result = _result_text(c, lab, error_row)
+    return f"{who} {c.call}({args})" + (f" → {result}" if result else "")
+
+
+
+def waited_text(c: SocketCall, lab: dict[str, str]) -> str:
+    """"waited 61.0 ms" for a call that blocked (a blocking call that took 0.1 ms or more), else ""."""
+    if c.t_exit_ns is not None and c.call in _BLOCKING and c.t_exit_ns - c.t_enter_ns >= _BLOCKED_NS:
+        return lab["waited"].format(d=_duration(c.t_exit_ns - c.t_enter_ns, lab))
+    return ""
+
+
+def calls_without_packets(trace: Trace, a: Analysis) -> list[SocketCall]:
+    """The calls that caused no packet (they get a row of their own), in recorded order."""
+    if not trace.calls:
+        return []
+    ids = a.cause_call_id
+    on_packets = set(ids[ids >= 0].tolist())
+    return [c for c in trace.calls if c.id not in on_packets]
