@@ -78,6 +78,8 @@ CLIENT = """
 import socket
 import struct
 import time
+
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
 c = socket.create_connection(("{ip}", 7000))
 c.send(b"client")
 c.sendall(b" one\\n")

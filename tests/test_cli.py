@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CAPTURES, CORPUS, corpus_files, corpus_manifest, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE
+
+pytestmark = pytest.mark.tshark
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = CAPTURES / "hello.pcap"
@@ -118,7 +120,7 @@ def test_empty_file(tmp_path: Path) -> None:
 
 def _unreadable_malformed() -> list[Path]:
     # MANIFEST: tshark refuses these (exit 2); tracer must refuse them too, cleanly.
-    return [p for p in corpus_files(malformed=True) if "refuse to open" in corpus_manifest()[p.name]["notes"]]
+    return corpus_files(malformed=True, notes="refuse to open")
 
 
 @pytest.mark.parametrize("path", _unreadable_malformed(), ids=lambda p: p.name)

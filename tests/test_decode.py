@@ -29,6 +29,8 @@ from tracer.core.decode import decode_frames, note_zh
 from tracer.core.table import PacketTable, check_table
 from tracer.pcap.reader import read_bytes, read_capture
 
+pytestmark = pytest.mark.tshark
+
 FIELDS = (
     "frame.time_epoch",
     "frame.len",

@@ -33,6 +33,8 @@ from tracer.export.mermaid import render_mermaid
 from tracer.lab.run import Scenario, read_scenario
 from tracer.lesson.steps import Lesson, build_lesson
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcapng"
 MD = MarkdownIt("commonmark").enable("table")
 

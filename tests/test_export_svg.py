@@ -37,6 +37,8 @@ from tracer.core.reasons import REASONS
 from tracer.export.svg import render_svg
 from tracer.lesson.steps import Lesson, build_lesson
 
+pytestmark = pytest.mark.tshark
+
 NS = "{http://www.w3.org/2000/svg}"
 HELLO = CAPTURES / "hello.pcapng"
 FLAG_BITS = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
@@ -321,6 +323,7 @@ def test_corpus_against_tshark(path: Path) -> None:
         assert "".join(note.split()) == "".join(f"!! warning: {w}".split())
 
 
+@pytest.mark.lab
 def test_live_udp_and_icmp_unreachable(live: dict[str, Path]) -> None:
     for path in live.values():
         for lang in ("en", "zh"):
@@ -374,6 +377,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return w, h
 
 
+@pytest.mark.lab
 def test_rsvg_renders_png(tmp_path: Path, live: dict[str, Path]) -> None:
     """librsvg (Debian: librsvg2-bin) draws every SVG without a complaint, at its declared size."""
     rsvg = shutil.which("rsvg-convert")
@@ -431,6 +435,8 @@ def _inside(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
         a[1] + a[3] <= b[1] + b[3] + 0.5
 
 
+@pytest.mark.lab
+@pytest.mark.browser
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_layout_in_chromium(browser: Any, tmp_path: Path, live: dict[str, Path], lang: str) -> None:
     """Real fonts, real layout: no text overlaps another, boxes hold their text, the page holds all."""

@@ -114,6 +114,8 @@ def test_drop_first_syn_ack(lab: Lab, tmp_path: Path) -> None:
     port = 5101
     client = f"""
 import socket
+
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
 s = socket.create_connection(("{SERVER_IP}", {port}), timeout=5)
 s.sendall(b"hello")
 s.close()

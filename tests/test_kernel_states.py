@@ -29,6 +29,8 @@ time.sleep(30)
 """
 CLIENT = f"""
 import socket, time
+
+pytestmark = pytest.mark.lab
 a = socket.create_connection(("{SERVER_IP}", {PORT}))
 b = socket.create_connection(("{SERVER_IP}", {PORT}))
 print("connected", flush=True)

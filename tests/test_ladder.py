@@ -16,6 +16,8 @@ from tracer.core.analyze import analyze
 from tracer.export.ladder import render_ladder, text_width
 from tracer.pcap.reader import read_capture
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcap"
 ROW = re.compile(r"^\s*(\d+)\s+-?\d+\.\d{6}\s")
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -32,6 +32,8 @@ ON = ("1", "True")  # a set flag, as tshark 4.0 prints it
 WORDS = {"client": "client", "server": "server"}
 TWO = """
 import socket
+
+pytestmark = pytest.mark.tshark
 PROTO = "tcp"
 PORT = 7010
 def server(host, port):

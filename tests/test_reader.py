@@ -23,6 +23,8 @@ from tracer.lab.netns import Lab
 from tracer.pcap import tracer_block
 from tracer.pcap.reader import read_bytes, read_capture
 
+pytestmark = pytest.mark.tshark
+
 PCAPNG_FILES = [p for p in corpus_files() if p.suffix == ".pcapng"]
 
 
@@ -346,6 +348,7 @@ def veth_pair() -> Iterator[tuple[str, str]]:
         yield lab.client.ns, lab.server.ns
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize(("iface", "extra"), [("eth0", ()), ("any", ("--time-stamp-precision=nano",))])
 def test_live_capture_matches_tshark(
     veth_pair: tuple[str, str], tmp_path: Path, iface: str, extra: tuple[str, ...]

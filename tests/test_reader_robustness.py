@@ -25,6 +25,8 @@ from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, CaptureError
 from tracer.pcap.reader import read_bytes, read_capture
 
+pytestmark = pytest.mark.tshark
+
 
 def test_manifest_names_four_malformed_files(corpus: Path) -> None:
     bad = sorted(n for n, row in corpus_manifest().items() if "MALFORMED" in row["notes"])

@@ -49,6 +49,8 @@ def client(host, port):
 
 BOOM = """
 import socket
+
+pytestmark = pytest.mark.tshark
 PROTO = "tcp"
 PORT = 7002
 def server(host, port):
@@ -130,6 +132,7 @@ def test_list_shows_the_three_scenarios() -> None:
         assert word in proc.stdout
 
 
+@pytest.mark.lab
 def test_hello(tmp_path: Path) -> None:
     data = run_ok("hello", tmp_path / "hello.pcapng")
     pk = data["packets"]
@@ -163,12 +166,14 @@ def test_hello(tmp_path: Path) -> None:
     assert counted == sum(1 for p in pk if p["proto"] == "tcp")
 
 
+@pytest.mark.lab
 def test_hello_on_loopback(tmp_path: Path) -> None:
     data = run_ok("hello", tmp_path / "lo.pcapng", "--loopback")
     assert data["packets"][0]["flags"] == "S"
     assert data["packets"][0]["src"].startswith("127.0.0.1:")
 
 
+@pytest.mark.lab
 def test_refused(tmp_path: Path) -> None:
     data = run_ok("refused", tmp_path / "refused.pcapng")
     flags = [(p["src"].rsplit(":", 1)[0], p["flags"]) for p in data["packets"]]
@@ -178,6 +183,7 @@ def test_refused(tmp_path: Path) -> None:
     assert connect["errno"] == "ECONNREFUSED"
 
 
+@pytest.mark.lab
 def test_udp_echo(tmp_path: Path) -> None:
     out = tmp_path / "udp.pcapng"
     data = run_ok("udp-echo", out)
@@ -189,6 +195,7 @@ def test_udp_echo(tmp_path: Path) -> None:
     assert [p["cause"]["call"] for p in data["packets"]] == ["sendto", "sendto"]
 
 
+@pytest.mark.lab
 def test_without_privileges_one_line_exit_4() -> None:
     proc = tracer("run", "hello", "--no-tui", prefix=(
         "setpriv", "--bounding-set", "-net_admin,-net_raw,-sys_admin", "--"))
@@ -199,6 +206,7 @@ def test_without_privileges_one_line_exit_4() -> None:
     assert "tracer replay captures/hello.pcap" in lines[0]
 
 
+@pytest.mark.lab
 def test_failing_scenario_still_saves(tmp_path: Path) -> None:
     sc = tmp_path / "boom.py"
     sc.write_text(BOOM)
@@ -212,6 +220,7 @@ def test_failing_scenario_still_saves(tmp_path: Path) -> None:
     assert len(flags) >= 4  # handshake and the client's data at least
 
 
+@pytest.mark.lab
 def test_hanging_scenario_times_out_and_saves(tmp_path: Path) -> None:
     sc = tmp_path / "hang.py"
     sc.write_text(HANG)
@@ -224,6 +233,7 @@ def test_hanging_scenario_times_out_and_saves(tmp_path: Path) -> None:
     assert len(tshark_fields(out, "frame.number", extra=IP_ONLY)) >= 3  # the handshake
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
     sc = tmp_path / "hang.py"
@@ -256,6 +266,7 @@ def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Sign
     assert len(flags) >= 3  # the handshake was saved
 
 
+@pytest.mark.lab
 def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
     """SIGKILL leaves the lab behind; the next run finds it stale and removes it."""
     sc = tmp_path / "hang.py"
@@ -279,6 +290,7 @@ def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
 
 
+@pytest.mark.lab
 def test_unknown_or_invalid_scenario_is_one_line(tmp_path: Path) -> None:
     proc = tracer("run", "no-such-scenario")
     assert proc.returncode == EXIT_USAGE

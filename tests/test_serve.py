@@ -39,6 +39,8 @@ from tracer.cli import load
 from tracer.errors import EXIT_INPUT, EXIT_USAGE
 from tracer.tui.text import KEYS, WORDS
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcapng"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -213,6 +215,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 # --- the tests --------------------------------------------------------------------------------------
 
+@pytest.mark.browser
 def test_page_shows_the_app_and_space_steps(served: Callable[..., Served], browser: webdriver.Chrome) -> None:
     n_packets = len(tshark_fields(HELLO, "frame.number", extra=IP_ONLY))
     trace, analysis = load(str(HELLO))
@@ -337,6 +340,7 @@ def test_mistakes_are_one_line_before_serving(args: tuple[str, ...], code: int) 
         assert args[1] in line, line
 
 
+@pytest.mark.browser
 def test_present_shows_a_step_counter(served: Callable[..., Served], browser: webdriver.Chrome) -> None:
     port = free_port()
     s = served("serve", "--port", str(port), "--present", "replay", str(HELLO))
@@ -349,6 +353,8 @@ def test_present_shows_a_step_counter(served: Callable[..., Served], browser: we
     wait_screen(browser, lambda x: f"2 / {total}" in x, f"the counter at '2 / {total}' after space")
 
 
+@pytest.mark.lab
+@pytest.mark.browser
 def test_live_run_in_chinese_and_ctrl_c(served: Callable[..., Served], browser: webdriver.Chrome,
                                         tmp_path: Path) -> None:
     """``tracer serve run hello`` (as root): the tab runs the scenario in the lab, in Chinese;

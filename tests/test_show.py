@@ -9,6 +9,8 @@ from test_cli import run
 
 from conftest import CORPUS, tshark_fields
 
+pytestmark = pytest.mark.tshark
+
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 

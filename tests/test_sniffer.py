@@ -54,6 +54,8 @@ c.close()
 """
 UDP_BURST = """
 import socket, sys
+
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(int(sys.argv[2])):
     s.sendto(b"%08d" % i, (sys.argv[1], 9999))

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import corpus_files, tshark_fields
 from tracer.core.model import PROTO_ICMP, PROTO_TCP, PROTO_UDP, StreamInfo, endpoint_str
@@ -33,6 +34,8 @@ FIELDS = (
     "tcp.flags",
     "icmp.type",
 )
+
+pytestmark = pytest.mark.tshark
 
 
 def _tshark_streams(path: Path, proto: str) -> dict[int, dict[str, object]]:

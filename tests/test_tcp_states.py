@@ -42,6 +42,8 @@ from tracer.core.trace import Trace
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, Host, Lab
 from tracer.pcap.reader import read_capture
 
+pytestmark = pytest.mark.tshark
+
 S = TcpState
 E = Event
 
@@ -262,6 +264,7 @@ def test_corpus_final_states_agree_with_tshark_completeness(path: Path) -> None:
                 assert both == {S.ESTABLISHED}, (st, third[0] + 1, both)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     [
@@ -545,6 +548,7 @@ def kernel_run(lab: Lab, tmp: Path, server: str | None, client: str, *, port: in
     return KernelRun(tr, analyze(tr), ss_c, ss_s)
 
 
+@pytest.mark.lab
 def test_kernel_client_closes_first(lab: Lab, tmp_path: Path) -> None:
     r = kernel_run(lab, tmp_path, "eof_close", "send_close", port=5001)
     assert r.final() == r.kernel()
@@ -553,6 +557,7 @@ def test_kernel_client_closes_first(lab: Lab, tmp_path: Path) -> None:
     assert r.final()[client] is S.TIME_WAIT
 
 
+@pytest.mark.lab
 def test_kernel_server_closes_first(lab: Lab, tmp_path: Path) -> None:
     r = kernel_run(lab, tmp_path, "send_close", "read_close", port=5002)
     assert r.final() == r.kernel()
@@ -560,11 +565,13 @@ def test_kernel_server_closes_first(lab: Lab, tmp_path: Path) -> None:
     assert r.final()[server] is S.TIME_WAIT
 
 
+@pytest.mark.lab
 def test_kernel_refused_connect(lab: Lab, tmp_path: Path) -> None:
     r = kernel_run(lab, tmp_path, None, "refused", port=5003)
     assert r.final() == r.kernel() == dict.fromkeys(r.final(), S.CLOSED)
 
 
+@pytest.mark.lab
 def test_kernel_linger_zero_abort(lab: Lab, tmp_path: Path) -> None:
     r = kernel_run(lab, tmp_path, "until_reset", "linger0", port=5004)
     assert r.final() == r.kernel() == dict.fromkeys(r.final(), S.CLOSED)
@@ -572,6 +579,7 @@ def test_kernel_linger_zero_abort(lab: Lab, tmp_path: Path) -> None:
     assert int(S.TIME_WAIT) not in states  # an abort skips TIME-WAIT
 
 
+@pytest.mark.lab
 def test_kernel_close_with_unread_data_resets(lab: Lab, tmp_path: Path) -> None:
     r = kernel_run(lab, tmp_path, "close_unread", "send_wait", port=5005)
     assert r.final() == r.kernel() == dict.fromkeys(r.final(), S.CLOSED)
@@ -618,6 +626,7 @@ def simultaneous_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, 
     return KernelRun(tr, analyze(tr), ss_c, ss_s), mid, mid_ns
 
 
+@pytest.mark.lab
 def test_kernel_simultaneous_close(lab: Lab, tmp_path: Path) -> None:
     r, mid, mid_ns = simultaneous_close(lab, tmp_path, 5006)
     client = next(ep for ep in r.final() if ep.startswith(CLIENT_IP))
@@ -674,6 +683,7 @@ def simultaneous_open(lab: Lab, tmp_path: Path, cport: int, sport: int) -> Kerne
     return KernelRun(tr, analyze(tr), ss_c, ss_s)
 
 
+@pytest.mark.lab
 def test_kernel_simultaneous_open(lab: Lab, tmp_path: Path) -> None:
     r = simultaneous_open(lab, tmp_path, 40100, 40101)
     assert r.kernel() == dict.fromkeys(r.kernel(), S.ESTABLISHED)
@@ -790,6 +800,7 @@ def half_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, tuple[st
     return KernelRun(tr, analyze(tr), ss_c, ss_s), mid, mid_ns
 
 
+@pytest.mark.lab
 def test_kernel_half_close(lab: Lab, tmp_path: Path) -> None:
     """shutdown(SHUT_WR): midway FIN-WAIT-2 / CLOSE-WAIT, and data still flows back."""
     r, mid, mid_ns = half_close(lab, tmp_path, 5007)

@@ -36,6 +36,8 @@ from tracer.lab.netns import CLIENT_IP, SERVER_IP, Lab, list_namespaces
 from tracer.lab.trace_cmd import strace_has_ns, trace_programs
 from tracer.pcap.reader import read_capture
 
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
+
 REPO = Path(__file__).resolve().parents[1]
 C_DIR = Path(__file__).resolve().parent / "c"
 IP_ONLY = ("-Y", "ip or ipv6")

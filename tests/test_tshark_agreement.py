@@ -33,6 +33,8 @@ from tracer.core.tcp_vector import vector_analysis
 from tracer.lab.netns import Lab
 from tracer.pcap.reader import read_capture
 
+pytestmark = pytest.mark.tshark
+
 # tshark field -> the AnalysisFlag whose presence it means.  tshark adds the generic
 # "retransmission" expert to fast and spurious retransmissions as well, so that
 # field is compared with the union of the three.
@@ -459,6 +461,7 @@ def kernel_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return pcap
 
 
+@pytest.mark.lab
 def test_real_kernel_capture_agrees_with_tshark(kernel_capture: Path) -> None:
     res = compare(kernel_capture)
     bad = {f: r[2][:10] for f, r in res.items() if r[0] != r[1]}
@@ -527,11 +530,13 @@ def test_vectorised_rules_equal_per_packet_rules(corpus: Path, tmp_path: Path) -
     assert clean >= 20 and patched >= 3 and full >= 3  # every path is exercised
 
 
+@pytest.mark.lab
 def test_vectorised_rules_on_real_kernel_capture(kernel_capture: Path) -> None:
     clean, patched, _full = _both_ways(read_capture(kernel_capture).packets)
     assert clean + patched >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     [

@@ -22,6 +22,8 @@ from tracer.tui.diagram import DIAGRAM, spans
 from tracer.tui.filter import Filter
 from tracer.tui.rows import KIND_CALL, KIND_PACKET, KIND_WARNING, LadderModel
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcapng"
 
 
