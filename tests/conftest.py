@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import pytest
 
 from oracle.tshark import tshark_fields, tshark_version, version_text
+from tracer.lab.netns import Lab
 from tracer.lesson.steps import Lesson
 
 __all__ = ["tshark_fields", "tshark_version", "version_text"]  # re-exported for the tests
@@ -259,3 +260,10 @@ _tshark_used = pytest.StashKey[bool]()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[_tshark_used] = any(item.get_closest_marker("tshark") for item in items)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    """Two hosts in private network namespaces, shared by a module's tests (root: mark them ``lab``)."""
+    with Lab(prefix="trch3") as lab:
+        yield lab

@@ -11,18 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_tcp_states import (
-    CLIENT_IP,
-    SERVER_IP,
+
+from conftest import CORPUS, corpus_files, corpus_manifest, tshark_fields
+from helpers.kernel import (
     KernelRun,
     half_close,
     kernel_run,
-    lab,
     simultaneous_close,
     simultaneous_open,
 )
-
-from conftest import CORPUS, corpus_files, corpus_manifest, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
 from tracer.core.attribution import CauseColumns, cause_at, infer_causes
@@ -31,12 +28,10 @@ from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.streams import assign_streams
 from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import track_states
-from tracer.lab.netns import Lab
+from tracer.lab.netns import CLIENT_IP, SERVER_IP, Lab
 from tracer.pcap.reader import read_capture
 
 pytestmark = pytest.mark.tshark
-
-__all__ = ["lab"]  # the module-scoped lab fixture, shared with test_tcp_states
 
 YES = ("1", "True")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
+from helpers.cli import run_tracer as run
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE
 
 pytestmark = pytest.mark.tshark
@@ -27,21 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 HELLO = CAPTURES / "hello.pcap"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ROW = re.compile(r"^\s*(\d+)\s+-?\d+\.\d{6}\s")
-
-
-def run(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
-    return subprocess.run(
-        [sys.executable, "-m", "tracer", *map(str, args)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str], lang: str = "en") -> str:

@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import CAPTURES, tshark_fields
 from tracer.export.ladder import text_width
+
+pytestmark = pytest.mark.tshark
 
 REPO = Path(__file__).resolve().parents[1]
 IP_ONLY = ("-Y", "ip or ipv6")
@@ -32,8 +36,6 @@ ON = ("1", "True")  # a set flag, as tshark 4.0 prints it
 WORDS = {"client": "client", "server": "server"}
 TWO = """
 import socket
-
-pytestmark = pytest.mark.tshark
 PROTO = "tcp"
 PORT = 7010
 def server(host, port):

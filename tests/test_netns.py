@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tracer.lab.netns import Lab, cleanup_stale, list_namespaces
+
+pytestmark = pytest.mark.lab
 
 UDP_ECHO_TWICE = """
 import socket
@@ -89,8 +93,6 @@ def test_idle_wire_is_silent(tmp_path: Path) -> None:
 
 BURST = """
 import socket, sys
-
-pytestmark = pytest.mark.lab
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(3000):
     s.sendto(b"x" * 1000, (sys.argv[1], 9))

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_decode import compare
-from test_reader import crafted_pcapng, same_packets
 
 from conftest import CORPUS, corpus_manifest
+from helpers.captures import crafted_pcapng, same_packets
+from helpers.decode import compare
 from tracer.core.decode import note_zh
 from tracer.core.table import check_table
 from tracer.core.trace import Trace

@@ -340,7 +340,6 @@ def test_call_that_never_returns_is_recorded_unfinished(tmp_path: Path) -> None:
     assert calls[1].local == "127.0.0.1:7777"
 
 
-@pytest.mark.lab
 def test_overhead_per_call_is_small(tmp_path: Path) -> None:
     """Measured: the extra time a recorded call costs (printed with -s)."""
     fd = os.open(tmp_path / "calls.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)

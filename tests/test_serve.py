@@ -34,7 +34,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from conftest import CAPTURES, REPO, tshark_fields
+from conftest import CAPTURES, REPO, tshark_fields, wait_for
 from tracer.cli import load
 from tracer.errors import EXIT_INPUT, EXIT_USAGE
 from tracer.tui.text import KEYS, WORDS
@@ -271,8 +271,7 @@ def test_page_shows_the_app_and_space_steps(served: Callable[..., Served], brows
     assert s.proc.wait(timeout=10) == 0, s.stderr()
     assert "Traceback" not in s.stderr() + s.stdout(), s.stderr() + s.stdout()
     assert s.stderr().splitlines()[-1] == "tracer: stopped serving", s.stderr()
-    time.sleep(0.2)
-    assert not s.group(), f"processes left behind: {s.group()}"
+    wait_for(lambda: not s.group(), 5, "every served process to end")
 
 
 def test_default_binds_loopback_and_serves_the_demo(served: Callable[..., Served]) -> None:
@@ -376,5 +375,4 @@ def test_live_run_in_chinese_and_ctrl_c(served: Callable[..., Served], browser: 
     os.killpg(s.proc.pid, signal.SIGINT)
     assert s.proc.wait(timeout=15) == 0, s.stderr()
     assert "Traceback" not in s.stderr() + s.stdout(), s.stderr() + s.stdout()
-    time.sleep(0.2)
-    assert not s.group(), f"processes left behind: {s.group()}"
+    wait_for(lambda: not s.group(), 5, "every served process to end")
