@@ -151,7 +151,7 @@ PROGRAM_MARKERS = {
 }
 # ``python -m tracer COMMAND``: the commands that build the lab.
 LAB_COMMANDS = {"run", "trace"}
-_marks: set[str] | None = None  # the running test's markers; None outside a test
+_marks: set[str] | None = None  # the running test's markers (setup and call are checked)
 _undeclared: list[str] = []
 
 
@@ -206,15 +206,6 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return (yield)
     finally:
         _check_declared()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
-    global _marks
-    try:
-        return (yield)
-    finally:
-        _marks = None
 
 
 def _check_declared() -> None:

@@ -272,6 +272,14 @@ def _wait_acked(lab: Lab, port: int, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
+def _ended(lab: Lab, procs: list[subprocess.Popen[str]], port: int) -> tuple[str, str]:
+    """Wait for the programs to succeed and the last ACKs to land; then ``ss`` in both namespaces."""
+    for p in procs:
+        assert p.wait(timeout=10) == 0
+    _wait_acked(lab, port)
+    return _ss(lab)
+
+
 def kernel_run(lab: Lab, tmp: Path, server: str | None, client: str, *, port: int = PORT) -> KernelRun:
     """Run a server and a client program in the lab and capture on the client's side."""
     pcap = tmp / "run.pcap"
@@ -287,10 +295,7 @@ def kernel_run(lab: Lab, tmp: Path, server: str | None, client: str, *, port: in
             if server == "close_unread":
                 assert _line(cli) == "sent"
                 _say(procs[0], "go")
-            for p in procs:
-                assert p.wait(timeout=10) == 0
-            _wait_acked(lab, port)
-            ss_c, ss_s = _ss(lab)
+            ss_c, ss_s = _ended(lab, procs, port)
     finally:
         _reap(procs)
     tr = read_capture(pcap)
@@ -425,10 +430,7 @@ def half_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, tuple[st
             mid = _ss(lab)
             mid_ns = time.time_ns()
             _say(srv, "reply")
-            for p in procs:
-                assert p.wait(timeout=10) == 0
-            _wait_acked(lab, port)
-            ss_c, ss_s = _ss(lab)
+            ss_c, ss_s = _ended(lab, procs, port)
     finally:
         _reap(procs)
     tr = read_capture(pcap)
