@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -326,26 +327,25 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}"
 
 
+def _secs(v: float) -> str:
+    return f"{v:.0f} s" if v >= 100 else f"{v:.2f} s"
+
+
 def readme_table(capture: dict[str, Any], results: dict[str, Result], command: str, slice_n: int) -> str:
     """The README's performance table (with the command and the machine that made it)."""
     when = time.strftime("%Y-%m-%d", time.gmtime())
-    lines = [
-        f"Measured by `{command}` on {capture['packets']:,} packets, {_machine()}, {when}; "
-        f"load average {capture['loadavg_1m_after']} after the run (other work on the machine "
-        "slows the wall times: compare CPU times in the full report).",
-        "",
-        "| | wall | packets/s | peak RSS |",
-        "|---|---|---|---|",
-    ]
+    note = (f"Measured by `{command}` on {capture['packets']:,} packets, {_machine()}, {when}; "
+            f"load average {capture['loadavg_1m_after']} after the run (2.0 = both cores busy: other "
+            "work slows the wall times, the CPU times less so).")
+    lines = [*textwrap.wrap(note, 88), "", "| | wall | CPU | packets/s | peak RSS |", "|---|---|---|---|---|"]
     for key, label in README_ROWS:
         r = results[key]
         name = label.format(slice=f"{slice_n // 1000}k")
         if not r.ok:
-            lines.append(f"| {name} | failed | | |")
+            lines.append(f"| {name} | failed | | | |")
             continue
         rss = "" if r.extrapolated else f"{r.peak_rss_mib:.0f} MiB"
-        wall = f"{r.wall_s:.0f} s" if r.wall_s >= 100 else f"{r.wall_s:.2f} s"
-        lines.append(f"| {name} | {wall} | {r.packets_per_s:,.0f} | {rss} |")
+        lines.append(f"| {name} | {_secs(r.wall_s)} | {_secs(r.cpu_s)} | {r.packets_per_s:,.0f} | {rss} |")
     return "\n".join(lines)
 
 

@@ -44,7 +44,6 @@ FLAG_FIELDS: dict[str, tuple[AnalysisFlag, ...]] = {
 }
 
 
-
 VALUE_FIELDS = (
     "tcp.stream",
     "udp.stream",
@@ -55,9 +54,7 @@ VALUE_FIELDS = (
 )
 
 
-
 FIELDS = ("frame.protocols", *VALUE_FIELDS, *FLAG_FIELDS)
-
 
 
 # Deliberate differences: (field, reason).  The rows they cover are left out of the
@@ -74,7 +71,6 @@ EXCEPTIONS = {
         "rel_seq/rel_ack for the packets of the stream only (-1 on the ICMP row)",
     ),
 }
-
 
 
 def _ours(t: PacketTable, s: StreamColumns, a: TcpAnalysisColumns, field: str) -> list[str]:
@@ -101,19 +97,16 @@ def _ours(t: PacketTable, s: StreamColumns, a: TcpAnalysisColumns, field: str) -
     return ["1" if v & mask else "" for v in a.flags.tolist()]
 
 
-
 def tunnelled(protocols: str) -> bool:
     """A frame with TCP inside UDP (e.g. ``...:udp:l2tp:ppp:ipv6:tcp``)."""
     layers = protocols.split(":")
     return "udp" in layers and "tcp" in layers and layers.index("udp") < layers.index("tcp")
 
 
-
 def _theirs(value: str, field: str) -> str:
     if field in FLAG_FIELDS:
         return "1" if value else ""
     return value
-
 
 
 def compare(path: Path) -> dict[str, tuple[int, int, list[int]]]:

@@ -196,6 +196,7 @@ def test_analysis_flags_match_tshark() -> None:
             assert f"({len(nos)} in all)" in listed
 
 
+@pytest.mark.lab
 def test_failed_call_and_icmp_from_a_live_run(tmp_path: Path) -> None:
     out = tmp_path / "unreachable.pcapng"
     tracer_ok("run", "udp-unreachable", "--no-tui", "--out", out)

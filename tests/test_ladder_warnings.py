@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from conftest import CORPUS
 from helpers.cli import BOOM, run_tracer
 from tracer.core.analyze import analyze
@@ -34,6 +36,7 @@ def test_truncated_file_warning_follows_the_last_packet(tmp_path: Path) -> None:
     assert "!! 警告：" in "\n".join(lines[-3:])
 
 
+@pytest.mark.lab
 def test_scenario_error_is_placed_where_it_happened(tmp_path: Path) -> None:
     """A server that raises after reading: the error stands after the data, before any FIN."""
     sc = tmp_path / "boom.py"
@@ -52,6 +55,7 @@ def _last_call(lines: list[str]) -> str:
     return next(line for line in reversed(lines) if line.split() and "." in line.split()[0])
 
 
+@pytest.mark.lab
 def test_busy_port_is_reported_on_the_timeline_and_the_capture_saved(tmp_path: Path) -> None:
     """The server's second bind() to a port in use fails with EADDRINUSE after a first exchange."""
     sc = tmp_path / "busy.py"

@@ -327,8 +327,6 @@ def test_big_file_shows_its_head_then_loads_the_rest(corpus: Path) -> None:
     assert seen == [len(head.packets), full] and len(head.packets) < full
 
 
-
-
 class _Recording(TracerApp):
     updates: list[int]
 

@@ -27,7 +27,6 @@ def same_packets(a: object, b: object, rows: int | None = None) -> None:
         assert a.packet(i) == b.packet(i), i
 
 
-
 def crafted_pcapng(o: str, payload: bytes | None = None, foreign: bool = False) -> bytes:
     """Two sections; interfaces with ns, binary 2^-20 (plus an offset) and ms resolutions.
 
@@ -67,7 +66,6 @@ def _pad(b: bytes) -> bytes:
     return b + b"\x00" * (-len(b) % 4)
 
 
-
 def opts(o: str, *pairs: tuple[int, bytes]) -> bytes:
     if not pairs:
         return b""
@@ -76,22 +74,18 @@ def opts(o: str, *pairs: tuple[int, bytes]) -> bytes:
     )
 
 
-
 def block(o: str, btype: int, body: bytes) -> bytes:
     body = _pad(body)
     total = 12 + len(body)
     return struct.pack(o + "II", btype, total) + body + struct.pack(o + "I", total)
 
 
-
 def shb(o: str, *options: tuple[int, bytes]) -> bytes:
     return block(o, 0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1) + opts(o, *options))
 
 
-
 def idb(o: str, linktype: int, *options: tuple[int, bytes], snaplen: int = 0) -> bytes:
     return block(o, 1, struct.pack(o + "HHI", linktype, 0, snaplen) + opts(o, *options))
-
 
 
 def epb(
@@ -102,10 +96,8 @@ def epb(
     return block(o, 6, head + _pad(cap) + opts(o, *options))
 
 
-
 def spb(o: str, frame: bytes) -> bytes:
     return block(o, 3, struct.pack(o + "I", len(frame)) + frame)
-
 
 
 def pb(o: str, ifid: int, ts: int, frame: bytes) -> bytes:

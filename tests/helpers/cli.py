@@ -29,7 +29,6 @@ def client(host, port):
 """
 
 
-
 def run_tracer(*args: str | Path, timeout: float = 120,
                prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}

@@ -42,14 +42,11 @@ FIELDS = (
 )
 
 
-
 # SACK edges as raw sequence numbers, like tracer stores them.
 RAW_SEQ = ("-o", "tcp.relative_sequence_numbers:FALSE")
 
 
-
 NS = 1_000_000_000
-
 
 
 def ts_from_tshark(text: str) -> int:
@@ -65,20 +62,16 @@ def ts_from_tshark(text: str) -> int:
     return int(secs) * NS + (-1 if neg else 1) * int(frac)
 
 
-
 def first(v: str) -> str:
     return v.split(",")[0]
-
 
 
 def occ(v: str) -> list[str]:
     return v.split(",") if v else []
 
 
-
 def opt_int(v: str) -> int:
     return int(first(v)) if v else -1
-
 
 
 def compare(path: Path, table: PacketTable, unit_ns: dict[int, int] | None = None) -> dict[str, int]:
@@ -165,7 +158,6 @@ def compare(path: Path, table: PacketTable, unit_ns: dict[int, int] | None = Non
     return checked
 
 
-
 def pcap_bytes(linktype: int, frames: list[bytes], snaplen: int = 65535, cut: int | None = None) -> bytes:
     """A little-endian µs pcap; ``cut`` caps the captured length (like tcpdump -s)."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)]
@@ -173,7 +165,6 @@ def pcap_bytes(linktype: int, frames: list[bytes], snaplen: int = 65535, cut: in
         cap = fr if cut is None else fr[:cut]
         out.append(struct.pack("<IIII", 1_700_000_000 + i, i * 7, len(cap), len(fr)) + cap)
     return b"".join(out)
-
 
 
 def scapy_frames() -> list[bytes]:

@@ -5,18 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import tshark_fields
+from oracle.tshark import tshark_fields
 
 FLAG_BITS = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
              (0x40, "ECE"), (0x80, "CWR"))  # fmt: skip
-
 
 
 FIELDS = ("frame.time_epoch", "frame.protocols", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
           "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.flags", "tcp.seq", "tcp.ack",
           "tcp.len", "udp.length", "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "tcp.stream",
           "udp.stream")  # fmt: skip
-
 
 
 @dataclass(frozen=True)
@@ -29,17 +27,14 @@ class Frame:
     stream: str  # "t3", "u0" or ""
 
 
-
 def first_value(v: str) -> str:
     return v.split(",", 1)[0]
-
 
 
 def endpoint(ip: str, port: str) -> str:
     if not port:
         return ip
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
 
 
 def tshark_frames(path: Path) -> list[Frame]:

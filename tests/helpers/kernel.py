@@ -36,9 +36,7 @@ SS_STATES = {
 }
 
 
-
 PORT = 5000
-
 
 
 SERVER = {
@@ -83,7 +81,6 @@ print("closed", flush=True)
 }
 
 
-
 SERVER_HEAD = """
 import socket, sys
 ls = socket.socket()
@@ -92,7 +89,6 @@ ls.bind(("{ip}", {port}))
 ls.listen(8)
 print("ready", flush=True)
 """
-
 
 
 CLIENT = {
@@ -143,9 +139,7 @@ print("closed", flush=True)
 }
 
 
-
 CLIENT_HEAD = "import socket, struct, sys, time\n"
-
 
 
 @dataclass
@@ -188,7 +182,6 @@ class KernelRun:
         return {info.a: TcpState(int(self.an.state_a[last])), info.b: TcpState(int(self.an.state_b[last]))}
 
 
-
 def _ss(lab: Lab) -> tuple[str, str]:
     return (
         lab.client.run(["ss", "-tanH", "state", "all"]).stdout,
@@ -196,22 +189,17 @@ def _ss(lab: Lab) -> tuple[str, str]:
     )
 
 
-
 def _nft(host: Host, *rules: str) -> None:
     host.run(["nft", "-f", "-"], input="\n".join(rules) + "\n")
-
-
 
 
 def _popen(host: Host, code: str) -> subprocess.Popen[str]:
     return host.popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
-
 def _line(p: subprocess.Popen[str]) -> str:
     assert p.stdout is not None
     return p.stdout.readline().strip()
-
 
 
 def _say(p: subprocess.Popen[str], text: str) -> None:
@@ -220,14 +208,12 @@ def _say(p: subprocess.Popen[str], text: str) -> None:
     p.stdin.flush()
 
 
-
 def _reap(procs: list[subprocess.Popen[str]]) -> None:
     """Kill and wait for the scenario processes that are still running."""
     for p in procs:
         if p.poll() is None:
             p.kill()
             p.wait()
-
 
 
 def _settle(lab: Lab, want: dict[str, set[str]], timeout: float = 5.0) -> None:
@@ -239,7 +225,6 @@ def _settle(lab: Lab, want: dict[str, set[str]], timeout: float = 5.0) -> None:
         if all(states.get(ep, "") in ok for ep, ok in want.items()):
             return
         time.sleep(0.05)
-
 
 
 # ss states in which a socket still waits for its peer's ACK (of a SYN or a FIN).
@@ -302,7 +287,6 @@ def kernel_run(lab: Lab, tmp: Path, server: str | None, client: str, *, port: in
     return KernelRun(tr, analyze(tr), ss_c, ss_s)
 
 
-
 def simultaneous_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, tuple[str, str], int]:
     """Both FINs cross: the server drops the client's FINs until it has sent its own.
 
@@ -345,7 +329,6 @@ def simultaneous_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, 
     return KernelRun(tr, analyze(tr), ss_c, ss_s), mid, mid_ns
 
 
-
 SIMOPEN = """
 import socket, sys
 s = socket.socket()
@@ -356,7 +339,6 @@ s.connect(("{peer}", {peer_port}))
 print("connected", flush=True)
 sys.stdin.readline()
 """
-
 
 
 def simultaneous_open(lab: Lab, tmp_path: Path, cport: int, sport: int) -> KernelRun:
@@ -391,7 +373,6 @@ def simultaneous_open(lab: Lab, tmp_path: Path, cport: int, sport: int) -> Kerne
     return KernelRun(tr, analyze(tr), ss_c, ss_s)
 
 
-
 HALF_SERVER = """
 c, _ = ls.accept()
 while c.recv(100):
@@ -403,7 +384,6 @@ c.close()
 """
 
 
-
 HALF_CLIENT = """
 s = socket.create_connection(("{ip}", {port}))
 s.shutdown(socket.SHUT_WR)
@@ -411,7 +391,6 @@ while s.recv(100):
     pass
 s.close()
 """
-
 
 
 def half_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, tuple[str, str], int]:
