@@ -13,12 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields, wait_for
 from helpers.cli import run_tracer as run
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE
 
@@ -254,7 +253,8 @@ def test_ctrl_c_exits_130() -> None:
     )
     assert proc.stdout is not None and proc.stderr is not None
     assert proc.stdout.read(1)  # it is writing, so it has loaded the capture
-    time.sleep(0.5)
+    wait_for(lambda: "pipe_write" in Path(f"/proc/{proc.pid}/wchan").read_text(), 30,
+             "the ladder to block on the full pipe")
     proc.send_signal(signal.SIGINT)
     proc.stdout.close()
     assert proc.wait(timeout=60) == EXIT_INTERRUPTED

@@ -349,10 +349,10 @@ def kernel_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
             try:
                 assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+                # No sleep after it: leaving lab.tcpdump waits until tcpdump has written every frame.
                 lab.client.run(
                     [sys.executable, "-c", CLIENT % {"ip": lab.server.ip, "cip": lab.client.ip}], timeout=60
                 )
-                time.sleep(0.3)
             finally:
                 server.kill()
                 server.wait()
