@@ -117,7 +117,7 @@ def compare(path: Path) -> dict[str, tuple[int, int, list[int]]]:
     s = assign_streams(t)
     a = analyse_tcp(t, s)
     icmp = (t.proto == PROTO_ICMP) | (t.proto == PROTO_ICMPV6)
-    tunnelled = [tunnelled(row[0]) for row in rows]
+    in_tunnel = [tunnelled(row[0]) for row in rows]
     out: dict[str, tuple[int, int, list[int]]] = {}
     for j, field in enumerate(VALUE_FIELDS + tuple(FLAG_FIELDS), start=1):
         if differs(field) is not None:
@@ -129,7 +129,7 @@ def compare(path: Path) -> dict[str, tuple[int, int, list[int]]]:
             theirs = _theirs(row[j], field)
             if field in ("tcp.seq", "tcp.ack", "tcp.window_size") and icmp[i]:
                 continue  # EXCEPTIONS["icmp_quoted_seq"]
-            if field.startswith("tcp.") and tunnelled[i]:
+            if field.startswith("tcp.") and in_tunnel[i]:
                 continue  # EXCEPTIONS["tunnelled_tcp"]
             if not theirs and not ours[i]:
                 continue

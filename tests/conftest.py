@@ -8,8 +8,8 @@ it is never skipped.
 
 Markers say what a test needs (registered in pyproject.toml): ``lab`` (root and
 network namespaces), ``tshark``, ``browser`` (headless Chromium), ``slow``.  The
-guard below fails, not skips, a test that runs a program or opens a socket its
-markers do not declare, so the fast suite ``pytest -m "not lab and not browser"``
+guard below fails, not skips, a test that starts a program its markers do not
+declare, so the fast suite ``pytest -m "not lab and not browser"``
 cannot quietly start needing root.  A ``lab`` test run without root fails with
 one line saying so.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -176,8 +175,6 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         argv = args[1]
         argv = [argv] if isinstance(argv, str | bytes | os.PathLike) else list(argv)
         need = _needs([os.fsdecode(a) for a in argv])
-    elif event == "socket.__new__" and args[1] == getattr(socket, "AF_PACKET", -1):
-        need = ("lab", "opens an AF_PACKET socket")
     if need is not None and need[0] not in _marks:
         _undeclared.append(f"{need[1]} but is not marked `{need[0]}`")
 
