@@ -234,7 +234,7 @@ _corpus_failures = pytest.StashKey[list[str]]()
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     failed = config.stash.get(_corpus_failures, [])
     if failed:
-        terminalreporter.write_line(f"{len(failed)} tests failed only because the {CORPUS_MISSING}",
+        terminalreporter.write_line(f"{len(failed)} tests failed only because: {CORPUS_MISSING}",
                                     red=True)
     if config.stash.get(_tshark_used, False):
         try:

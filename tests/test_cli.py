@@ -309,11 +309,11 @@ def test_readme_documents_every_exit_code() -> None:
 
 @pytest.mark.parametrize("failing", [None, "ruff", "mypy", "pytest"])
 def test_ci_run_runs_the_readme_command_and_fails_on_any_failure(tmp_path: Path, failing: str | None) -> None:
-    # apt-get needs the network, which this machine does not have, so the commands are
+    # apt-get and npm need the network (and root), so the commands are
     # stand-ins that log their names; what is checked is .ci/run itself: that it runs
     # README line 2 in order, non-interactively, and fails when any step fails.
     log = tmp_path / "log"
-    for tool in ("apt-get", "pip", "ruff", "mypy", "pytest"):
+    for tool in ("apt-get", "npm", "pip", "ruff", "mypy", "pytest"):
         stub = tmp_path / tool
         code = 1 if tool == failing else 0
         stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\nexit {code}\n')
@@ -323,7 +323,7 @@ def test_ci_run_runs_the_readme_command_and_fails_on_any_failure(tmp_path: Path,
         [str(REPO / ".ci" / "run")], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
     )
     ran = [line.split()[0] for line in log.read_text().splitlines()]
-    steps = ["apt-get", "apt-get", "pip", "ruff", "mypy", "pytest"]
+    steps = ["apt-get", "apt-get", "npm", "pip", "ruff", "mypy", "pytest"]
     if failing is None:
         assert proc.returncode == 0, proc.stderr
         assert ran == steps

@@ -536,6 +536,7 @@ def test_icmp_quotes_of_udp_create_streams_like_tshark(tmp_path: Path) -> None:
     assert equal == compared == 5, bad
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,
