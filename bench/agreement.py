@@ -3,7 +3,7 @@
     python bench/agreement.py [FILE]
 
 Uses the very comparison the test suite runs on the corpus
-(``tests/test_tshark_agreement.compare``), so the figures mean the same thing:
+(``oracle.agreement.compare``), so the figures mean the same thing:
 per field, the rows where either tool says something, and how many are equal.
 """
 
@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the repository root: oracle/ (shared with the tests)
 
-from test_tshark_agreement import compare  # noqa: E402
+from oracle.agreement import compare, not_compared  # noqa: E402
+from oracle.tshark import version_text  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +29,9 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     result = compare(path)
     width = max(map(len, result))
-    print(f"{path} ({time.perf_counter() - t0:.0f} s)")
+    print(f"{path} ({time.perf_counter() - t0:.0f} s), oracle: {version_text()}")
+    for field, why in not_compared().items():
+        print(f"  {field}: not compared ({why})")
     worst = 1.0
     for field, (compared, equal, bad) in result.items():
         share = equal / compared if compared else 1.0

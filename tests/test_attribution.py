@@ -11,18 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_tcp_states import (
-    CLIENT_IP,
-    SERVER_IP,
+
+from conftest import CORPUS, corpus_files, corpus_manifest, tshark_fields
+from helpers.kernel import (
     KernelRun,
     half_close,
     kernel_run,
-    lab,
     simultaneous_close,
     simultaneous_open,
 )
-
-from conftest import CORPUS, corpus_files, corpus_manifest, tshark_fields
 from tracer.core.analysis import Analysis
 from tracer.core.analyze import analyze
 from tracer.core.attribution import CauseColumns, cause_at, check_pack_fields, infer_causes
@@ -31,10 +28,10 @@ from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.streams import assign_streams
 from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import track_states
-from tracer.lab.netns import Lab
+from tracer.lab.netns import CLIENT_IP, SERVER_IP, Lab
 from tracer.pcap.reader import read_capture
 
-__all__ = ["lab"]  # the module-scoped lab fixture, shared with test_tcp_states
+pytestmark = pytest.mark.tshark
 
 YES = ("1", "True")
 
@@ -277,6 +274,7 @@ def _first(rs: list[Row], flag: str, src: str) -> tuple[Side, str | None]:
     raise AssertionError(f"no {flag} from {src}: {rs}")
 
 
+@pytest.mark.lab
 def test_kernel_refused(lab: Lab, tmp_path: Path) -> None:
     # The client program exits 0 only if connect() raised ConnectionRefusedError.
     r = kernel_run(lab, tmp_path, None, "refused", port=5101)
@@ -285,6 +283,7 @@ def test_kernel_refused(lab: Lab, tmp_path: Path) -> None:
     assert _first(rs, "R", SERVER_IP) == (Side.SERVER, "rst_no_listener")
 
 
+@pytest.mark.lab
 def test_kernel_client_closes_first(lab: Lab, tmp_path: Path) -> None:
     r = kernel_run(lab, tmp_path, "eof_close", "send_close", port=5102)
     rs = _reasons(r)
@@ -297,6 +296,7 @@ def test_kernel_client_closes_first(lab: Lab, tmp_path: Path) -> None:
     assert rs[-1][4] == "fin_ack" and rs[-1][0] == CLIENT_IP
 
 
+@pytest.mark.lab
 def test_kernel_server_closes_first(lab: Lab, tmp_path: Path) -> None:
     r = kernel_run(lab, tmp_path, "send_close", "read_close", port=5103)
     rs = _reasons(r)
@@ -304,6 +304,7 @@ def test_kernel_server_closes_first(lab: Lab, tmp_path: Path) -> None:
     assert _first(rs, "F", CLIENT_IP)[1] in ("close_fin_ack", "close_fin_after_peer")
 
 
+@pytest.mark.lab
 def test_kernel_linger_zero_is_an_abort(lab: Lab, tmp_path: Path) -> None:
     # The server program exits 0 only if recv() raised ConnectionResetError.
     r = kernel_run(lab, tmp_path, "until_reset", "linger0", port=5104)
@@ -314,6 +315,7 @@ def test_kernel_linger_zero_is_an_abort(lab: Lab, tmp_path: Path) -> None:
     assert int(r.an.cause_call[np.flatnonzero(r.trace.packets.tcp_flags & 4)[0]]) == CALL_NAMES.index("close")
 
 
+@pytest.mark.lab
 def test_kernel_close_with_unread_data_is_an_abort(lab: Lab, tmp_path: Path) -> None:
     # The client program exits 0 only if its recv() raised ConnectionResetError.
     r = kernel_run(lab, tmp_path, "close_unread", "send_wait", port=5105)
@@ -322,6 +324,7 @@ def test_kernel_close_with_unread_data_is_an_abort(lab: Lab, tmp_path: Path) -> 
     assert _first(rs, "R", SERVER_IP) == (Side.SERVER, "rst_abort")
 
 
+@pytest.mark.lab
 def test_kernel_simultaneous_close_reasons(lab: Lab, tmp_path: Path) -> None:
     r, mid, _ = simultaneous_close(lab, tmp_path, 5106)
     rs = _reasons(r)
@@ -333,6 +336,7 @@ def test_kernel_simultaneous_close_reasons(lab: Lab, tmp_path: Path) -> None:
     assert mid  # ss was taken midway
 
 
+@pytest.mark.lab
 def test_kernel_simultaneous_open_reasons(lab: Lab, tmp_path: Path) -> None:
     # Both programs call connect(); neither calls listen().
     r = simultaneous_open(lab, tmp_path, 40200, 40201)
@@ -346,6 +350,7 @@ def test_kernel_simultaneous_open_reasons(lab: Lab, tmp_path: Path) -> None:
     assert all(x[4] != "listen_queue_synack" for x in rs)
 
 
+@pytest.mark.lab
 def test_kernel_half_close_reasons(lab: Lab, tmp_path: Path) -> None:
     # The client calls shutdown(SHUT_WR); the server sends "bye" after EOF, then close().
     r, _, _ = half_close(lab, tmp_path, 5107)

@@ -38,6 +38,8 @@ from tracer.lab import recorder
 from tracer.lab.netns import Lab
 from tracer.pcap.reader import read_capture
 
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
+
 BIG = bytes(range(256)) * 20  # several segments
 SERVER_SENDS = (b"hello, client one\n", BIG)
 CLIENT_SENDS = (b"client", b" one\n")

@@ -13,6 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
+
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "bench" / "run.py"
 TOOLS = ("tracer_analysis", "tshark", "scapy", "tracer_export")

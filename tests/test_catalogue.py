@@ -28,6 +28,8 @@ def test_metadata_is_complete(sc) -> None:  # type: ignore[no-untyped-def]
     assert parse(sc.expect), f"{sc.name}: EXPECT is empty"
 
 
+@pytest.mark.lab
+@pytest.mark.tshark
 @pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_behaves_as_its_expect_says(sc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / f"{sc.name}.pcapng"
@@ -43,6 +45,8 @@ def _check(path: Path, out: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.lab
+@pytest.mark.tshark
 def test_readme_example_scenario_runs_and_checks(tmp_path: Path) -> None:
     """The complete example in README.md is a working user scenario of at most 15 lines."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

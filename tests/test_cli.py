@@ -13,33 +13,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CAPTURES, CORPUS, corpus_files, corpus_manifest, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields, wait_for
+from helpers.cli import run_tracer as run
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE
+
+pytestmark = pytest.mark.tshark
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = CAPTURES / "hello.pcap"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ROW = re.compile(r"^\s*(\d+)\s+-?\d+\.\d{6}\s")
-
-
-def run(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
-    return subprocess.run(
-        [sys.executable, "-m", "tracer", *map(str, args)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str], lang: str = "en") -> str:
@@ -118,7 +105,7 @@ def test_empty_file(tmp_path: Path) -> None:
 
 def _unreadable_malformed() -> list[Path]:
     # MANIFEST: tshark refuses these (exit 2); tracer must refuse them too, cleanly.
-    return [p for p in corpus_files(malformed=True) if "refuse to open" in corpus_manifest()[p.name]["notes"]]
+    return corpus_files(malformed=True, notes="refuse to open")
 
 
 @pytest.mark.parametrize("path", _unreadable_malformed(), ids=lambda p: p.name)
@@ -266,7 +253,8 @@ def test_ctrl_c_exits_130() -> None:
     )
     assert proc.stdout is not None and proc.stderr is not None
     assert proc.stdout.read(1)  # it is writing, so it has loaded the capture
-    time.sleep(0.5)
+    wait_for(lambda: "pipe_write" in Path(f"/proc/{proc.pid}/wchan").read_text(), 30,
+             "the ladder to block on the full pipe")
     proc.send_signal(signal.SIGINT)
     proc.stdout.close()
     assert proc.wait(timeout=60) == EXIT_INTERRUPTED
@@ -321,11 +309,11 @@ def test_readme_documents_every_exit_code() -> None:
 
 @pytest.mark.parametrize("failing", [None, "ruff", "mypy", "pytest"])
 def test_ci_run_runs_the_readme_command_and_fails_on_any_failure(tmp_path: Path, failing: str | None) -> None:
-    # apt-get needs the network, which this machine does not have, so the commands are
+    # apt-get and npm need the network (and root), so the commands are
     # stand-ins that log their names; what is checked is .ci/run itself: that it runs
     # README line 2 in order, non-interactively, and fails when any step fails.
     log = tmp_path / "log"
-    for tool in ("apt-get", "pip", "ruff", "mypy", "pytest"):
+    for tool in ("apt-get", "npm", "pip", "ruff", "mypy", "pytest"):
         stub = tmp_path / tool
         code = 1 if tool == failing else 0
         stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\nexit {code}\n')
@@ -335,7 +323,7 @@ def test_ci_run_runs_the_readme_command_and_fails_on_any_failure(tmp_path: Path,
         [str(REPO / ".ci" / "run")], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
     )
     ran = [line.split()[0] for line in log.read_text().splitlines()]
-    steps = ["apt-get", "apt-get", "pip", "ruff", "mypy", "pytest"]
+    steps = ["apt-get", "apt-get", "npm", "pip", "ruff", "mypy", "pytest"]
     if failing is None:
         assert proc.returncode == 0, proc.stderr
         assert ran == steps

@@ -10,6 +10,8 @@ from conftest import corpus_files, tshark_fields
 from tracer.dissect import dissect, hexdump
 from tracer.pcap.reader import read_capture
 
+pytestmark = pytest.mark.tshark
+
 # tshark's protocol names for the layers scapy calls differently.
 _TSHARK_TO_SCAPY = {
     "eth": "Ethernet",

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
-from test_export_svg import tracer_cli, tshark_frames
 
 from conftest import CAPTURES, corpus_files, tiled_lesson, tshark_fields
+from helpers.cli import tracer_ok
+from helpers.frames import tshark_frames
 from tracer.core.model import PROTO_TCP, CauseBy, TcpState
 from tracer.export.handout import MERMAID_STEPS, TEXT, render_markdown
 from tracer.export.mermaid import render_mermaid
@@ -32,6 +33,8 @@ from tracer.i18n.explain import state_name
 from tracer.lab.scenarios import Scenario, read_scenario
 from tracer.lesson.steps import Lesson, build_lesson
 from tracer.loading import load
+
+pytestmark = pytest.mark.tshark
 
 HELLO = CAPTURES / "hello.pcapng"
 MD = MarkdownIt("commonmark").enable("table")
@@ -193,9 +196,10 @@ def test_analysis_flags_match_tshark() -> None:
             assert f"({len(nos)} in all)" in listed
 
 
+@pytest.mark.lab
 def test_failed_call_and_icmp_from_a_live_run(tmp_path: Path) -> None:
     out = tmp_path / "unreachable.pcapng"
-    tracer_cli("run", "udp-unreachable", "--no-tui", "--out", out)
+    tracer_ok("run", "udp-unreachable", "--no-tui", "--out", out)
     for lang in ("en", "zh"):
         trace, lesson, _, root = handout(out, lang)
         check_steps(root, lesson)
@@ -257,7 +261,7 @@ def test_markdown_syntax_in_names_stays_text(tmp_path: Path) -> None:
 
 def test_cli_writes_the_handout(tmp_path: Path) -> None:
     out = tmp_path / "hello.md"
-    proc = tracer_cli("export", HELLO, "--format", "markdown", "-o", out)
+    proc = tracer_ok("export", HELLO, "--format", "markdown", "-o", out)
     assert proc.stderr == ""
     trace, analysis = load(HELLO)
     assert out.read_text(encoding="utf-8") == render_markdown(build_lesson(trace, analysis, "en"), trace)

@@ -36,6 +36,8 @@ from tracer.ladder.labels import ANALYSIS_LABELS, LABELS
 from tracer.lesson.steps import Lesson, Step, build_lesson
 from tracer.loading import load
 
+pytestmark = pytest.mark.browser
+
 SVG = "{http://www.w3.org/2000/svg}"
 SCENARIOS = ("refused", "udp-unreachable", "data-lost")
 RETRANS = {v for lang in ("en", "zh") for k, v in ANALYSIS_LABELS[lang].items()
@@ -201,6 +203,7 @@ def pitfall_lesson() -> Lesson:
     return dataclasses.replace(base, steps=tuple(steps), title="pitfalls: #1; <end>")
 
 
+@pytest.mark.lab
 def test_diagrams_render_every_step(live: dict[str, Path], tmp_path: Path) -> None:
     big = lesson_of(CORPUS / "zeek__http__206_example_b.pcap")
     cases: list[tuple[Lesson, int | None]] = [

@@ -36,6 +36,8 @@ from tracer.errors import EXIT_USAGE, UsageError
 from tracer.export.packetdrill import render_packetdrill
 from tracer.loading import load
 
+pytestmark = pytest.mark.tshark
+
 SCENARIOS = ("refused", "udp-unreachable", "data-lost", "rst-linger")
 
 FIELDS = ("frame.number", "frame.time_epoch", "ip.src", "ipv6.src", "tcp.srcport", "udp.srcport",
@@ -348,6 +350,7 @@ def test_hello_with_calls(side: str) -> None:
         assert names[:2] == ["socket", "connect"] and script.calls[1].end_us is not None
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("name", SCENARIOS)
 @pytest.mark.parametrize("side", ["server", "client"])
 def test_live_scenarios(live: dict[str, Path], name: str, side: str) -> None:

@@ -15,11 +15,9 @@ between the lanes.  rsvg-convert (librsvg) renders it to a PNG of the same size.
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 import struct
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +26,9 @@ from typing import Any
 
 import pytest
 
-from conftest import CAPTURES, REPO, corpus_files, tiled_lesson, tshark_fields
+from conftest import CAPTURES, corpus_files, tiled_lesson, tshark_fields
+from helpers.cli import tracer_ok
+from helpers.frames import endpoint, first_value, tshark_frames
 from tracer.core.model import PROTO_TCP, TcpState
 from tracer.core.reasons import REASONS
 from tracer.export.svg import render_svg
@@ -37,79 +37,22 @@ from tracer.i18n.explain import state_name
 from tracer.lesson.steps import Lesson, build_lesson
 from tracer.loading import load
 
+pytestmark = pytest.mark.tshark
+
 NS = "{http://www.w3.org/2000/svg}"
 HELLO = CAPTURES / "hello.pcapng"
-FLAG_BITS = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
-             (0x40, "ECE"), (0x80, "CWR"))  # fmt: skip
-FIELDS = ("frame.time_epoch", "frame.protocols", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
-          "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.flags", "tcp.seq", "tcp.ack",
-          "tcp.len", "udp.length", "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "tcp.stream",
-          "udp.stream")  # fmt: skip
 
 
 # --- tshark's view of a capture ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One frame as tshark reads it (outermost layers)."""
-
-    label: str | None  # the arrow's label a reader expects; None for non-IP frames
-    src: str  # sender endpoint, ip:port ([v6]:port) or the bare address for ICMP
-    dst: str
-    stream: str  # "t3", "u0" or ""
-
-
-def _first(v: str) -> str:
-    return v.split(",", 1)[0]
-
-
-def _ep(ip: str, port: str) -> str:
-    if not port:
-        return ip
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def tshark_frames(path: Path) -> list[Frame]:
-    """tshark's frames of ``path`` (pcapng custom blocks, which have no time, left out)."""
-    out: list[Frame] = []
-    for row in tshark_fields(path, *FIELDS):
-        f = dict(zip(FIELDS, (_first(v) for v in row), strict=True))
-        if not f["frame.time_epoch"]:
-            continue
-        layers = f["frame.protocols"].split(":")
-        proto = next((p for p in layers if p in ("tcp", "udp", "icmp", "icmpv6")), "")
-        src_ip = f["ip.src"] or f["ipv6.src"]
-        dst_ip = f["ip.dst"] or f["ipv6.dst"]
-        label: str | None = None
-        src = dst = ""
-        stream = ""
-        if proto in ("icmp", "icmpv6"):
-            label = f"{proto} {src_ip} → {dst_ip} type={f[proto + '.type']} code={f[proto + '.code']}"
-            src, dst = src_ip, dst_ip
-        elif proto == "tcp":
-            bits = int(f["tcp.flags"], 16)
-            parts = [",".join(n for b, n in FLAG_BITS if bits & b) or "-", f"seq={f['tcp.seq']}"]
-            if bits & 0x10:
-                parts.append(f"ack={f['tcp.ack']}")
-            label = " ".join([*parts, f"len={f['tcp.len']}"])
-            src, dst = _ep(src_ip, f["tcp.srcport"]), _ep(dst_ip, f["tcp.dstport"])
-            stream = f"t{f['tcp.stream']}"
-        elif proto == "udp":
-            label = f"UDP len={int(f['udp.length']) - 8}"
-            src, dst = _ep(src_ip, f["udp.srcport"]), _ep(dst_ip, f["udp.dstport"])
-            stream = f"u{f['udp.stream']}"
-        out.append(Frame(label, src, dst, stream))
-    return out
 
 
 def tshark_clients(path: Path) -> dict[str, str]:
     """tcp stream tag -> the endpoint that sent its first plain SYN (the client)."""
     clients: dict[str, str] = {}
     for row in tshark_fields(path, "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport", "tcp.flags"):
-        st, ip4, ip6, port, flags = (_first(v) for v in row)
+        st, ip4, ip6, port, flags = (first_value(v) for v in row)
         if st and flags and int(flags, 16) & 0x12 == 0x02:
-            clients.setdefault(f"t{st}", _ep(ip4 or ip6, port))
+            clients.setdefault(f"t{st}", endpoint(ip4 or ip6, port))
     return clients
 
 
@@ -213,15 +156,6 @@ def check_order(root: ET.Element, lesson: Lesson) -> None:
 # --- live runs, once per module ------------------------------------------------------
 
 
-def tracer_cli(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
-    proc = subprocess.run([sys.executable, "-m", "tracer", *map(str, args)], capture_output=True, text=True,
-                          encoding="utf-8", cwd=REPO, env=env, stdin=subprocess.DEVNULL, timeout=timeout,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 @pytest.fixture(scope="module")
 def live(scenario_run: Callable[[str], Path]) -> dict[str, Path]:
     """Real-kernel captures: a UDP echo and a datagram to a closed port (ICMP unreachable)."""
@@ -321,6 +255,7 @@ def test_corpus_against_tshark(path: Path) -> None:
         assert "".join(note.split()) == "".join(f"!! warning: {w}".split())
 
 
+@pytest.mark.lab
 def test_live_udp_and_icmp_unreachable(live: dict[str, Path]) -> None:
     for path in live.values():
         for lang in ("en", "zh"):
@@ -353,7 +288,7 @@ def test_text_is_escaped() -> None:
 
 def test_cli_export_writes_the_same_svg(tmp_path: Path) -> None:
     out = tmp_path / "hello.svg"
-    proc = tracer_cli("export", HELLO, "--format", "svg", "--lang", "zh", "-o", out)
+    proc = tracer_ok("export", HELLO, "--format", "svg", "--lang", "zh", "-o", out)
     assert proc.stderr == ""
     trace, analysis = load(HELLO)
     assert out.read_text(encoding="utf-8") == render_svg(build_lesson(trace, analysis, "zh"))
@@ -374,6 +309,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return w, h
 
 
+@pytest.mark.lab
 def test_rsvg_renders_png(tmp_path: Path, live: dict[str, Path]) -> None:
     """librsvg (Debian: librsvg2-bin) draws every SVG without a complaint, at its declared size."""
     rsvg = shutil.which("rsvg-convert")
@@ -431,6 +367,8 @@ def _inside(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
         a[1] + a[3] <= b[1] + b[3] + 0.5
 
 
+@pytest.mark.lab
+@pytest.mark.browser
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_layout_in_chromium(browser: Any, tmp_path: Path, live: dict[str, Path], lang: str) -> None:
     """Real fonts, real layout: no text overlaps another, boxes hold their text, the page holds all."""

@@ -30,6 +30,8 @@ from tracer.lab.impair import Delay, Drop, Loss, Match, Reject, apply
 from tracer.lab.netns import SERVER_IP, SERVER_IP6, Host, Lab, LabError
 from tracer.pcap.reader import read_capture
 
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
+
 RETRANS = (1 << AnalysisFlag.RETRANSMISSION) | (1 << AnalysisFlag.FAST_RETRANSMISSION)
 
 

@@ -24,6 +24,8 @@ from tracer.export.json_export import write_json
 from tracer.i18n.explain import explain
 from tracer.pcap.reader import read_capture
 
+pytestmark = pytest.mark.tshark
+
 REPO = Path(__file__).resolve().parents[1]
 HELLO = CAPTURES / "hello.pcap"
 # Small, varied corpus files compared field by field with tshark: IPv4 + UDP + a

@@ -18,6 +18,8 @@ import pytest
 from tracer.lab.kernel_states import parse_ss, snapshot
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, Lab
 
+pytestmark = pytest.mark.lab
+
 PORT = 7300
 SERVER = f"""
 import socket, time

@@ -17,6 +17,8 @@ from tracer.ladder.render import render_ladder
 from tracer.ladder.text import text_width
 from tracer.pcap.reader import read_capture
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcap"
 ROW = re.compile(r"^\s*(\d+)\s+-?\d+\.\d{6}\s")
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import CAPTURES, tshark_fields
 from tracer.ladder.text import text_width
+
+pytestmark = pytest.mark.tshark
 
 REPO = Path(__file__).resolve().parents[1]
 IP_ONLY = ("-Y", "ip or ipv6")
@@ -138,6 +142,7 @@ def check_lanes(rows: list[Row], client_word: str) -> None:
     assert len(bars) == 1, bars
 
 
+@pytest.mark.lab
 def test_hello_calls_between_packets(tmp_path: Path) -> None:
     out = tmp_path / "hello.pcapng"
     rows, data = run("hello", out)
@@ -187,6 +192,7 @@ def test_hello_calls_between_packets(tmp_path: Path) -> None:
     assert explained[i + 1].strip() == f"{Path(src['file']).name}:{src['line']}  {src['code']}"
 
 
+@pytest.mark.lab
 def test_refused_connect_names_the_rst(tmp_path: Path) -> None:
     out = tmp_path / "refused.pcapng"
     rows, data = run("refused", out)
@@ -201,6 +207,7 @@ def test_refused_connect_names_the_rst(tmp_path: Path) -> None:
     assert close > index(rows, lambda r: r.no == rst[0])
 
 
+@pytest.mark.lab
 def test_udp_recvfrom_follows_its_datagram(tmp_path: Path) -> None:
     out = tmp_path / "udp.pcapng"
     rows, data = run("udp-echo", out)
@@ -220,6 +227,7 @@ def test_capture_without_calls_has_no_call_rows() -> None:
     assert "socket calls" not in proc.stdout and not calls_only(parse(proc.stdout))
 
 
+@pytest.mark.lab
 def test_two_connections_each_stream_keeps_its_calls(tmp_path: Path) -> None:
     sc = tmp_path / "two.py"
     sc.write_text(TWO)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_run import BOOM, tracer
+import pytest
 
 from conftest import CORPUS
+from helpers.cli import BOOM, run_tracer
 from tracer.core.analyze import analyze
 from tracer.ladder.render import render_ladder
 from tracer.pcap.reader import read_capture
@@ -35,11 +36,12 @@ def test_truncated_file_warning_follows_the_last_packet(tmp_path: Path) -> None:
     assert "!! 警告：" in "\n".join(lines[-3:])
 
 
+@pytest.mark.lab
 def test_scenario_error_is_placed_where_it_happened(tmp_path: Path) -> None:
     """A server that raises after reading: the error stands after the data, before any FIN."""
     sc = tmp_path / "boom.py"
     sc.write_text(BOOM)
-    proc = tracer("run", sc, "--no-tui", "--out", tmp_path / "boom.pcapng")
+    proc = run_tracer("run", sc, "--no-tui", "--out", tmp_path / "boom.pcapng")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stdout.splitlines()
     at = next(k for k, line in enumerate(lines) if "!! warning:" in line and "boom in the server" in line)
@@ -53,6 +55,7 @@ def _last_call(lines: list[str]) -> str:
     return next(line for line in reversed(lines) if line.split() and "." in line.split()[0])
 
 
+@pytest.mark.lab
 def test_busy_port_is_reported_on_the_timeline_and_the_capture_saved(tmp_path: Path) -> None:
     """The server's second bind() to a port in use fails with EADDRINUSE after a first exchange."""
     sc = tmp_path / "busy.py"
@@ -67,7 +70,7 @@ def test_busy_port_is_reported_on_the_timeline_and_the_capture_saved(tmp_path: P
         "    s = socket.create_connection((host, port)); s.sendall(b'hi'); s.recv(10); s.close()\n"
     )
     out = tmp_path / "busy.pcapng"
-    proc = tracer("run", sc, "--no-tui", "--out", out)
+    proc = run_tracer("run", sc, "--no-tui", "--out", out)
     assert proc.returncode == 2, proc.stderr
     assert out.is_file() and "Traceback" not in proc.stderr
     assert "Address already in use" in proc.stderr.splitlines()[-1]
@@ -79,7 +82,7 @@ def test_busy_port_is_reported_on_the_timeline_and_the_capture_saved(tmp_path: P
     # packet of the closing exchange may arrive between the two, so only calls count).
     assert "bind(" in _last_call(lines[:at]) and "EADDRINUSE" in _last_call(lines[:at])
     # Replaying the saved file tells the same story at the same place.
-    again = tracer("replay", out, "--no-tui").stdout.splitlines()
+    again = run_tracer("replay", out, "--no-tui").stdout.splitlines()
     k = next(k for k, line in enumerate(again) if "!! warning:" in line)
     assert "EADDRINUSE" in _last_call(again[:k])
     # The saved capture holds the recorded failure too.

@@ -22,6 +22,8 @@ from tracer.lesson.quiz import PLAUSIBLE_ERRNOS, WORDS, Score, asks, packet_choi
 from tracer.lesson.steps import Lesson, build_lesson
 from tracer.loading import load
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcapng"
 LIVE = ("handshake", "refused", "udp-unreachable", "synack-lost", "rst-linger")
 TSHARK_FLAGS = {0x01: "FIN", 0x02: "SYN", 0x04: "RST", 0x08: "PSH", 0x10: "ACK", 0x20: "URG"}
@@ -42,6 +44,7 @@ def _flag_names(bits: int) -> str:
     return ",".join(name for bit, name in TSHARK_FLAGS.items() if bits & bit)
 
 
+@pytest.mark.lab
 def test_packet_steps_match_tshark_frame_by_frame(runs: dict[str, Path]) -> None:
     for path in _captures(runs):
         trace, analysis = load(str(path))
@@ -70,6 +73,7 @@ def test_packet_steps_match_tshark_frame_by_frame(runs: dict[str, Path]) -> None
                 assert f"ack={row[3]}" in s.label, (path.name, s.label, row)
 
 
+@pytest.mark.lab
 def test_call_steps_are_the_calls_that_sent_nothing_in_time_order(runs: dict[str, Path]) -> None:
     for path in (HELLO, *runs.values()):
         trace, analysis = load(str(path))
@@ -86,6 +90,7 @@ def test_call_steps_are_the_calls_that_sent_nothing_in_time_order(runs: dict[str
         assert len(times) == len(trace.packets) + len(expected) + sum(1 for w in trace.warnings)
 
 
+@pytest.mark.lab
 def test_both_languages_tell_the_same_steps(runs: dict[str, Path]) -> None:
     trace, analysis = load(str(runs["handshake"]))
     en, zh = build_lesson(trace, analysis, "en"), build_lesson(trace, analysis, "zh")
@@ -98,6 +103,7 @@ def test_both_languages_tell_the_same_steps(runs: dict[str, Path]) -> None:
         assert "{" not in a.sentence + b.sentence
 
 
+@pytest.mark.lab
 def test_the_handshake_lesson_says_who_sent_what(runs: dict[str, Path]) -> None:
     """The facts the course diagrams get wrong, read off a real run: the SYN-ACK is the
     server kernel's, before accept() returns; accept() itself is a step that sends nothing."""
@@ -115,6 +121,7 @@ def test_the_handshake_lesson_says_who_sent_what(runs: dict[str, Path]) -> None:
     assert last_ack.states == ("ESTABLISHED", "ESTABLISHED")
 
 
+@pytest.mark.lab
 def test_every_call_gets_a_sentence_in_both_languages(runs: dict[str, Path]) -> None:
     calls: list[SocketCall] = []
     for path in (HELLO, *runs.values()):
@@ -152,6 +159,7 @@ def _fair(lesson: Lesson) -> int:
     return n
 
 
+@pytest.mark.lab
 def test_quiz_questions_are_fair_on_real_traces(runs: dict[str, Path]) -> None:
     asked = 0
     for path in _captures(runs):
@@ -161,6 +169,7 @@ def test_quiz_questions_are_fair_on_real_traces(runs: dict[str, Path]) -> None:
     assert asked > 50
 
 
+@pytest.mark.lab
 def test_quiz_asks_the_classic_misconception_and_the_errno(runs: dict[str, Path]) -> None:
     trace, analysis = load(str(runs["handshake"]))
     lesson = build_lesson(trace, analysis, "en")

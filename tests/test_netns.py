@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tracer.lab.netns import Lab, cleanup_stale, list_namespaces
+
+pytestmark = pytest.mark.lab
 
 UDP_ECHO_TWICE = """
 import socket

@@ -8,7 +8,6 @@ A live ``--present`` run goes through the real lab (root; CI runs as root).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from tracer.tui.stage import GAP_NS, STAGE_WORDS, duration, frames_of
 from tracer.tui.text import WORDS
 
 HELLO = CAPTURES / "hello.pcapng"
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live lab needs root (CI runs as root)")
 
 
 def drive(app: TracerApp, steps: Callable[[Pilot[int]], Awaitable[None]],
@@ -210,7 +208,7 @@ def test_present_without_a_terminal_is_a_one_line_error(capsys: pytest.CaptureFi
     assert "--quiz 需要" in capsys.readouterr().err
 
 
-@needs_root
+@pytest.mark.lab
 def test_live_run_in_presenter_mode_grows_the_lesson(tmp_path: Path) -> None:
     from tracer.lab.scenarios import find_scenario
 

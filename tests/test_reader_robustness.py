@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_decode import compare
-from test_reader import crafted_pcapng, same_packets
 
 from conftest import CORPUS, corpus_manifest
+from helpers.captures import crafted_pcapng, same_packets
+from helpers.decode import compare
 from tracer.core.table import check_table
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, CaptureError
 from tracer.i18n.explain import note_text
 from tracer.pcap.reader import read_bytes, read_capture
+
+pytestmark = pytest.mark.tshark
 
 
 def test_manifest_names_four_malformed_files(corpus: Path) -> None:

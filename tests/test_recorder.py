@@ -242,6 +242,7 @@ def compare(calls: tuple[SocketCall, ...], raw: Path, strace: list[Sys]) -> int:
     return checked
 
 
+@pytest.mark.lab
 def test_calls_match_strace(tmp_path: Path) -> None:
     with Lab(prefix="trcrec") as lab:
         srv_py, cli_py = tmp_path / "server.py", tmp_path / "client.py"
@@ -283,6 +284,7 @@ def test_calls_match_strace(tmp_path: Path) -> None:
     assert (accept.local, accept.remote) == (connect.remote, connect.local)
 
 
+@pytest.mark.lab
 def test_runs_as_nobody_and_still_connects(tmp_path: Path) -> None:
     with Lab(prefix="trcrec") as lab:
         srv_py, cli_py = tmp_path / "server.py", tmp_path / "client.py"
@@ -311,6 +313,7 @@ def test_runs_as_nobody_and_still_connects(tmp_path: Path) -> None:
     assert accept.remote == connect.local
 
 
+@pytest.mark.lab
 def test_call_that_never_returns_is_recorded_unfinished(tmp_path: Path) -> None:
     script = tmp_path / "hang.py"
     script.write_text("import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 7777))\ns.listen()\n"

@@ -10,20 +10,21 @@ first ends in TIME_WAIT), and the kernel's ``ss`` output recorded in the file.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ns_pids, tshark_fields
+from conftest import ns_pids, tshark_fields, wait_for
+from helpers.cli import BOOM, run_tracer
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PRIVILEGES, EXIT_USAGE
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, list_namespaces
+
+pytestmark = pytest.mark.tshark
 
 REPO = Path(__file__).resolve().parents[1]
 # tshark 4.0 lists tracer's pcapng Custom Block (calls, kernel states) as one more,
@@ -31,10 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 IP_ONLY = ("-Y", "ip or ipv6")
 ROW = re.compile(r"^\s*\d+\s+-?\d+\.\d{6}\s")
 
-HANG = """
+HANG_PORT = 7001
+HANG = f"""
 import socket, time
 PROTO = "tcp"
-PORT = 7001
+PORT = {HANG_PORT}
 def server(host, port):
     s = socket.socket()
     s.bind((host, port))
@@ -47,53 +49,26 @@ def client(host, port):
     s.recv(10)
 """
 
-BOOM = """
-import socket
-PROTO = "tcp"
-PORT = 7002
-def server(host, port):
-    s = socket.socket()
-    s.bind((host, port))
-    s.listen()
-    c, _ = s.accept()
-    c.recv(10)
-    raise RuntimeError("boom in the server")
-def client(host, port):
-    s = socket.socket()
-    s.connect((host, port))
-    s.sendall(b"x")
-    s.recv(10)
-    s.close()
-"""
-
-
-def tracer(*args: str | Path, timeout: float = 30,
-           prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
-    return subprocess.run([*prefix, sys.executable, "-m", "tracer", *map(str, args)], capture_output=True,
-                          text=True, encoding="utf-8", cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                          timeout=timeout, check=False)
-
 
 def rows(ladder: str) -> list[str]:
     return [line for line in ladder.splitlines() if ROW.match(line)]
 
 
 def export(path: Path) -> dict[str, Any]:
-    proc = tracer("export", path, "--format", "json")
+    proc = run_tracer("export", path, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     data: dict[str, Any] = json.loads(proc.stdout)
     return data
 
 
 def run_ok(name: str, out: Path, *extra: str) -> dict[str, Any]:
-    proc = tracer("run", name, "--no-tui", "--out", out, *extra)
+    proc = run_tracer("run", name, "--no-tui", "--out", out, *extra)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert out.is_file()
     data = export(out)
     # `tracer replay` of the saved file prints the same ladder rows, causes included.
-    replay = tracer("replay", out, "--no-tui")
+    replay = run_tracer("replay", out, "--no-tui")
     assert replay.returncode == 0, replay.stderr
     assert rows(replay.stdout) == rows(proc.stdout) and len(rows(proc.stdout)) == len(data["packets"])
     # Every packet carries its cause as a comment that tshark shows, and the cause
@@ -106,6 +81,17 @@ def run_ok(name: str, out: Path, *extra: str) -> dict[str, Any]:
         head = f"[{cause['side']} {cause['call'] + '()' if cause['call'] else 'kernel'}]"
         assert c.startswith(head), (c, cause)
     return data
+
+
+def _established(prefix: str, port: int) -> bool:
+    """Whether ``ss`` in one of the lab's namespaces shows a connection to ``port`` ESTABLISHED."""
+    for ns in list_namespaces():
+        if ns.startswith(prefix):
+            out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tnH", "state", "established",
+                                  f"( sport = :{port} )"], capture_output=True, text=True).stdout
+            if out.strip():
+                return True
+    return False
 
 
 def kernel_at(data: dict[str, Any], label: str, a: str, b: str) -> dict[str, str]:
@@ -123,13 +109,14 @@ def first(data: dict[str, Any], flags: str) -> dict[str, Any]:
 
 def test_list_shows_the_three_scenarios() -> None:
     for lang, word in (("en", "UDP echo"), ("zh", "UDP 回显")):
-        proc = tracer("list", "--lang", lang)
+        proc = run_tracer("list", "--lang", lang)
         assert proc.returncode == 0, proc.stderr
         names = {line.split()[0] for line in proc.stdout.splitlines()}
         assert {"hello", "refused", "udp-echo"} <= names
         assert word in proc.stdout
 
 
+@pytest.mark.lab
 def test_hello(tmp_path: Path) -> None:
     data = run_ok("hello", tmp_path / "hello.pcapng")
     pk = data["packets"]
@@ -163,12 +150,14 @@ def test_hello(tmp_path: Path) -> None:
     assert counted == sum(1 for p in pk if p["proto"] == "tcp")
 
 
+@pytest.mark.lab
 def test_hello_on_loopback(tmp_path: Path) -> None:
     data = run_ok("hello", tmp_path / "lo.pcapng", "--loopback")
     assert data["packets"][0]["flags"] == "S"
     assert data["packets"][0]["src"].startswith("127.0.0.1:")
 
 
+@pytest.mark.lab
 def test_refused(tmp_path: Path) -> None:
     data = run_ok("refused", tmp_path / "refused.pcapng")
     flags = [(p["src"].rsplit(":", 1)[0], p["flags"]) for p in data["packets"]]
@@ -178,6 +167,7 @@ def test_refused(tmp_path: Path) -> None:
     assert connect["errno"] == "ECONNREFUSED"
 
 
+@pytest.mark.lab
 def test_udp_echo(tmp_path: Path) -> None:
     out = tmp_path / "udp.pcapng"
     data = run_ok("udp-echo", out)
@@ -189,8 +179,9 @@ def test_udp_echo(tmp_path: Path) -> None:
     assert [p["cause"]["call"] for p in data["packets"]] == ["sendto", "sendto"]
 
 
+@pytest.mark.lab
 def test_without_privileges_one_line_exit_4() -> None:
-    proc = tracer("run", "hello", "--no-tui", prefix=(
+    proc = run_tracer("run", "hello", "--no-tui", prefix=(
         "setpriv", "--bounding-set", "-net_admin,-net_raw,-sys_admin", "--"))
     assert proc.returncode == EXIT_PRIVILEGES, proc.stderr
     lines = proc.stderr.splitlines()
@@ -199,11 +190,12 @@ def test_without_privileges_one_line_exit_4() -> None:
     assert "tracer replay captures/hello.pcap" in lines[0]
 
 
+@pytest.mark.lab
 def test_failing_scenario_still_saves(tmp_path: Path) -> None:
     sc = tmp_path / "boom.py"
     sc.write_text(BOOM)
     out = tmp_path / "boom.pcapng"
-    proc = tracer("run", sc, "--no-tui", "--out", out)
+    proc = run_tracer("run", sc, "--no-tui", "--out", out)
     assert proc.returncode == EXIT_INPUT, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1] == (
@@ -212,18 +204,18 @@ def test_failing_scenario_still_saves(tmp_path: Path) -> None:
     assert len(flags) >= 4  # handshake and the client's data at least
 
 
+@pytest.mark.lab
 def test_hanging_scenario_times_out_and_saves(tmp_path: Path) -> None:
     sc = tmp_path / "hang.py"
     sc.write_text(HANG)
     out = tmp_path / "hang.pcapng"
-    t0 = time.monotonic()
-    proc = tracer("run", sc, "--no-tui", "--out", out, "--timeout", "1")
-    assert time.monotonic() - t0 < 10
+    proc = run_tracer("run", sc, "--no-tui", "--out", out, "--timeout", "1")
     assert proc.returncode == EXIT_INPUT, proc.stderr
     assert "did not finish within 1 s" in proc.stderr.splitlines()[-1]
     assert len(tshark_fields(out, "frame.number", extra=IP_ONLY)) >= 3  # the handshake
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
     sc = tmp_path / "hang.py"
@@ -235,12 +227,10 @@ def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Sign
     prefix = f"trcrun-{child.pid}-"
     try:
         # Wait for the sniffer, the server and the client (3 processes in the lab), then for
-        # the client to block in recv() after the handshake.
-        deadline = time.monotonic() + 10
-        while len(pids := ns_pids(prefix)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(pids) >= 3, pids
-        time.sleep(0.5)
+        # the handshake to be complete (the server's side ESTABLISHED: its last ACK arrived).
+        pids = wait_for(lambda: p if len(p := ns_pids(prefix)) >= 3 else set(), 10,
+                        "the sniffer, the server and the client in the lab")
+        wait_for(lambda: _established(prefix, HANG_PORT), 10, "the handshake of the hanging scenario")
         child.send_signal(sig)
         _, err = child.communicate(timeout=15)
     finally:
@@ -256,6 +246,7 @@ def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Sign
     assert len(flags) >= 3  # the handshake was saved
 
 
+@pytest.mark.lab
 def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
     """SIGKILL leaves the lab behind; the next run finds it stale and removes it."""
     sc = tmp_path / "hang.py"
@@ -264,10 +255,8 @@ def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
                               str(tmp_path / "k.pcapng"), "--timeout", "60"], cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     prefix = f"trcrun-{child.pid}-"
-    deadline = time.monotonic() + 10
-    while len(pids := ns_pids(prefix)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(pids) >= 3, pids
+    pids = wait_for(lambda: p if len(p := ns_pids(prefix)) >= 3 else set(), 10,
+                    "the sniffer, the server and the client in the lab")
     child.kill()  # no clean-up can run
     child.wait()
     left = [ns for ns in list_namespaces() if ns.startswith(prefix)]
@@ -279,18 +268,19 @@ def test_a_killed_run_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
 
 
+@pytest.mark.lab
 def test_unknown_or_invalid_scenario_is_one_line(tmp_path: Path) -> None:
-    proc = tracer("run", "no-such-scenario")
+    proc = run_tracer("run", "no-such-scenario")
     assert proc.returncode == EXIT_USAGE
     want = "tracer: error: no scenario named 'no-such-scenario'; see: tracer list"
     assert proc.stderr.splitlines() == [want]
-    proc = tracer("run", "synack-lsot")  # a typo: the closest names are offered
+    proc = run_tracer("run", "synack-lsot")  # a typo: the closest names are offered
     assert proc.returncode == EXIT_USAGE
     assert proc.stderr.splitlines() == [
         "tracer: error: no scenario named 'synack-lsot'; did you mean synack-lost? see: tracer list"]
     bad = tmp_path / "bad.py"
     bad.write_text("PORT = 1\n")
-    proc = tracer("run", bad, "--lang", "zh")
+    proc = run_tracer("run", bad, "--lang", "zh")
     assert proc.returncode == EXIT_INPUT
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("tracer: 错误: ") and "client(host, port)" in lines[0]

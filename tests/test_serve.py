@@ -34,10 +34,12 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from conftest import CAPTURES, REPO, tshark_fields
+from conftest import CAPTURES, REPO, tshark_fields, wait_for
 from tracer.errors import EXIT_INPUT, EXIT_USAGE
 from tracer.loading import load
 from tracer.tui.text import KEYS, WORDS
+
+pytestmark = pytest.mark.tshark
 
 HELLO = CAPTURES / "hello.pcapng"
 CHROMIUM = "/usr/bin/chromium"
@@ -213,6 +215,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 # --- the tests --------------------------------------------------------------------------------------
 
+@pytest.mark.browser
 def test_page_shows_the_app_and_space_steps(served: Callable[..., Served], browser: webdriver.Chrome) -> None:
     n_packets = len(tshark_fields(HELLO, "frame.number", extra=IP_ONLY))
     trace, analysis = load(str(HELLO))
@@ -268,8 +271,7 @@ def test_page_shows_the_app_and_space_steps(served: Callable[..., Served], brows
     assert s.proc.wait(timeout=10) == 0, s.stderr()
     assert "Traceback" not in s.stderr() + s.stdout(), s.stderr() + s.stdout()
     assert s.stderr().splitlines()[-1] == "tracer: stopped serving", s.stderr()
-    time.sleep(0.2)
-    assert not s.group(), f"processes left behind: {s.group()}"
+    wait_for(lambda: not s.group(), 5, "every served process to end")
 
 
 def test_default_binds_loopback_and_serves_the_demo(served: Callable[..., Served]) -> None:
@@ -337,6 +339,7 @@ def test_mistakes_are_one_line_before_serving(args: tuple[str, ...], code: int) 
         assert args[1] in line, line
 
 
+@pytest.mark.browser
 def test_present_shows_a_step_counter(served: Callable[..., Served], browser: webdriver.Chrome) -> None:
     port = free_port()
     s = served("serve", "--port", str(port), "--present", "replay", str(HELLO))
@@ -349,6 +352,8 @@ def test_present_shows_a_step_counter(served: Callable[..., Served], browser: we
     wait_screen(browser, lambda x: f"2 / {total}" in x, f"the counter at '2 / {total}' after space")
 
 
+@pytest.mark.lab
+@pytest.mark.browser
 def test_live_run_in_chinese_and_ctrl_c(served: Callable[..., Served], browser: webdriver.Chrome,
                                         tmp_path: Path) -> None:
     """``tracer serve run hello`` (as root): the tab runs the scenario in the lab, in Chinese;
@@ -370,5 +375,4 @@ def test_live_run_in_chinese_and_ctrl_c(served: Callable[..., Served], browser: 
     os.killpg(s.proc.pid, signal.SIGINT)
     assert s.proc.wait(timeout=15) == 0, s.stderr()
     assert "Traceback" not in s.stderr() + s.stdout(), s.stderr() + s.stdout()
-    time.sleep(0.2)
-    assert not s.group(), f"processes left behind: {s.group()}"
+    wait_for(lambda: not s.group(), 5, "every served process to end")

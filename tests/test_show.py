@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_cli import run
 
 from conftest import CORPUS, tshark_fields
+from helpers.cli import run_tracer
+
+pytestmark = pytest.mark.tshark
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -18,7 +20,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 )
 def test_show_matches_tshark(name: str, no: int) -> None:
     path = CORPUS / name
-    proc = run("show", path, no)
+    proc = run_tracer("show", path, no)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     row = tshark_fields(path, "tcp.seq", "tcp.ack", "ip.ttl", "frame.len")[no - 1]
@@ -37,7 +39,7 @@ def test_show_matches_tshark(name: str, no: int) -> None:
 
 
 def test_show_in_chinese() -> None:
-    proc = run("show", CORPUS / "tcpdump__whois.pcap", 1, "--lang", "zh")
+    proc = run_tracer("show", CORPUS / "tcpdump__whois.pcap", 1, "--lang", "zh")
     assert proc.returncode == 0
     head = proc.stdout.split("\n\n")[0]
     assert all(CJK.search(line) for line in head.splitlines()[1:]), head
@@ -45,7 +47,7 @@ def test_show_in_chinese() -> None:
 
 @pytest.mark.parametrize("no", ["0", "12", "-1"])
 def test_show_out_of_range_is_a_usage_error(no: str) -> None:
-    proc = run("show", CORPUS / "tcpdump__whois.pcap", no)
+    proc = run_tracer("show", CORPUS / "tcpdump__whois.pcap", no)
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "1 to 11" in proc.stderr or "usage" in proc.stderr.lower() or "expected" in proc.stderr

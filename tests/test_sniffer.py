@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tshark_fields
+from conftest import tshark_fields, wait_for
+from tracer.errors import CaptureError
 from tracer.lab.netns import Host, Lab, LabError
 from tracer.lab.sniffer import (
     LiveCapture,
@@ -26,6 +27,9 @@ from tracer.lab.sniffer import (
     tcp_gap_warning,
     tcp_segments,
 )
+from tracer.pcap.reader import read_capture
+
+pytestmark = [pytest.mark.lab, pytest.mark.tshark]
 
 PORT = 9000
 # Echo server: answers each message (below the MSS, so no GSO super-frames) and
@@ -109,6 +113,14 @@ def _exchange(lab: Lab, server_addr: str, messages: int) -> None:
 def _udp(cap: LiveCapture) -> int:
     """UDP frames captured (the closed port's ICMP answers, rate-limited, are not counted)."""
     return int((cap.trace.packets.proto == 1).sum())
+
+
+def _udp_written(path: Path | None) -> int:
+    """UDP frames already in the worker's capture file (which it may be writing)."""
+    try:
+        return int((read_capture(path).packets.proto == 1).sum()) if path is not None else 0
+    except CaptureError:
+        return 0
 
 
 def _nft(host: Host, rules: str) -> None:
@@ -236,7 +248,7 @@ def test_killed_worker_still_leaves_frames_and_says_so() -> None:
     with Lab(prefix="trcsn") as lab:
         s = Sniffer(lab.client).start()
         lab.client.run([sys.executable, "-c", UDP_BURST, lab.server.ip, "30"])
-        time.sleep(0.3)  # idle: the worker has written its chunk out
+        wait_for(lambda: _udp_written(s.path) >= 30, 10, "the worker to write the 30 datagrams out")
         assert s.pid is not None
         os.kill(s.pid, signal.SIGKILL)
         cap = s.stop()

@@ -4,7 +4,6 @@ and on a live scenario run in the lab."""
 from __future__ import annotations
 
 import asyncio
-import os
 import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +26,8 @@ from tracer.tui.app import LiveSpec, TracerApp
 from tracer.tui.panes import ExplainPane, SourcePane, call_line
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
 from tracer.tui.text import KEYS, WORDS
+
+pytestmark = pytest.mark.tshark
 
 HELLO = CAPTURES / "hello.pcapng"
 
@@ -327,9 +328,6 @@ def test_big_file_shows_its_head_then_loads_the_rest(corpus: Path) -> None:
     assert seen == [len(head.packets), full] and len(head.packets) < full
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live lab needs root (CI runs as root)")
-
-
 class _Recording(TracerApp):
     updates: list[int]
 
@@ -338,7 +336,7 @@ class _Recording(TracerApp):
         super()._live_update(trace, analysis)
 
 
-@needs_root
+@pytest.mark.lab
 def test_live_mode_rows_arrive_and_the_view_follows(tmp_path: Path) -> None:
     from tracer.lab.scenarios import find_scenario
 
@@ -400,7 +398,7 @@ async def _until_packets(app: TracerApp, pilot: Pilot[int], n: int) -> None:
     assert app.trace is not None and len(app.trace.packets) >= n
 
 
-@needs_root
+@pytest.mark.lab
 def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
     out = tmp_path / "slow.pcapng"
     app = TracerApp(live=LiveSpec(_slow_scenario(tmp_path), out, False, 60.0))
@@ -419,7 +417,7 @@ def test_quitting_a_live_run_still_saves_the_capture(tmp_path: Path) -> None:
     assert len(trace.packets) >= 3
 
 
-@needs_root
+@pytest.mark.lab
 def test_a_live_run_is_saved_when_the_app_ends_without_q(tmp_path: Path) -> None:
     """A browser tab closed under tracer serve, or a signal, ends the app without its quit
     action: the run is stopped as on Ctrl-C and its capture still saved (tracer.tui.live)."""
@@ -445,7 +443,7 @@ _PY_CLIENT = ("import os, socket; s = socket.create_connection((os.environ['TRAC
               "s.sendall(b'hi'); s.recv(100); s.close()")
 
 
-@needs_root
+@pytest.mark.lab
 def test_live_mode_shows_a_traced_program(tmp_path: Path) -> None:
     """tracer trace in the UI: plain Python processes under strace, rows as they arrive."""
     import functools

@@ -22,6 +22,8 @@ from tracer.loading import load
 from tracer.pcap.reader import read_capture, read_capture_head
 from tracer.tui.diagram import DIAGRAM, spans
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcapng"
 
 

@@ -34,6 +34,8 @@ from tracer.errors import EXIT_INPUT, TracerError
 from tracer.loading import load
 from tracer.tui.text import KEYS, WORDS
 
+pytestmark = pytest.mark.tshark
+
 HELLO = CAPTURES / "hello.pcapng"
 SESSION = "tracer"
 # A ladder row: the packet number (empty for a call that sent nothing), then the time.
@@ -381,9 +383,8 @@ def test_narrow_terminal_status_keeps_the_step_counter(term: Callable[..., Term]
     assert re.search(r"step mode 1/\d+", status(screen)), screen
 
 
+@pytest.mark.lab
 def test_live_run_shows_rows_and_saves(term: Callable[..., Term], tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("`tracer run` needs root to build its network namespaces (CI runs as root)")
     out = tmp_path / "live.pcapng"
     t = term("run", "hello", "--out", out)
     live = WORDS["en"]["live"].format(name="hello")
@@ -416,11 +417,10 @@ def test_live_run_shows_rows_and_saves(term: Callable[..., Term], tmp_path: Path
     assert len(numbered) == shown, replay.stdout
 
 
+@pytest.mark.lab
 def test_a_full_lesson_from_tracer_run_handshake_present(term: Callable[..., Term], tmp_path: Path) -> None:
     """What a teacher does in class: run the handshake in presenter mode, step through every
     step to the end, switch to Chinese, quit; the capture is saved like any run's."""
-    if os.geteuid() != 0:
-        pytest.skip("`tracer run` needs root to build its network namespaces (CI runs as root)")
     from tracer.lesson.steps import build_lesson
     from tracer.tui.stage import STAGE_WORDS
 

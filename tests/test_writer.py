@@ -43,6 +43,8 @@ from tracer.pcap.reader import read_bytes, read_capture
 from tracer.pcap.tracer_block import PEN, Payload, decode, encode
 from tracer.pcap.writer import write_pcapng
 
+pytestmark = pytest.mark.tshark
+
 # Several link types, pcap and pcapng, us and ns, LE and BE, files with comments.
 ROUND_TRIP = [
     "tcpdump__whois.pcap",  # Ethernet, us
@@ -696,6 +698,7 @@ def test_bad_language_rejected() -> None:
 # --- scale -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_million_packets_stream_out(tmp_path: Path) -> None:
     """1,000,000 real frames (whois.pcap's 11, repeated) stream out whole (speed: bench/)."""
     base = read_capture(CORPUS / "tcpdump__whois.pcap").packets
