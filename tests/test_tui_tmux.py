@@ -540,6 +540,7 @@ def test_a_crash_in_presenter_mode(term: Callable[..., Term], tmp_path: Path) ->
     assert modes(t) == "000001"
 
 
+@pytest.mark.lab
 def test_a_crash_during_a_live_run_saves_the_capture(term: Callable[..., Term], tmp_path: Path) -> None:
     """The fault hits the model the app builds once the run has captured three packets: the
     run stops as on Ctrl-C, the command says where the capture was saved, then the crash."""
