@@ -94,29 +94,31 @@ def _mem(v: float | None) -> str:
     return f"{v / 1024:.1f} GiB" if v >= 1024 else f"{v:.0f} MiB"
 
 
+TUI_TEXT = (
+    "`{command}` opens that capture ({packets:,} packets) in the terminal UI and in termshark{of}, each "
+    "in a real {terminal} pseudo-terminal read through a terminal emulator (pyte): tracer shows its first "
+    "rows after {first} (termshark {ts_first}), is fully loaded after {loaded} ({ts_loaded}), moves the "
+    "selection one row in {j} ms median / {j_max} ms max and one page in {page} / {page_max} ms "
+    "(termshark: {ts_j} / {ts_j_max} and {ts_page} / {ts_page_max} ms), and peaks at {memory} "
+    "(termshark and its tshark children: {ts_memory}). {versions}; {where}."
+)
+
+
 def render_tui(doc: dict[str, Any]) -> str:
     """bench/tui.py: first screen, load, keys and memory, tracer vs termshark."""
     t = {row["metric"]: row for row in doc["table"]}
-
-    def tr(metric: str) -> float | None:
-        return t[metric]["tracer"]  # type: ignore[no-any-return]
-
-    def ts(metric: str) -> float | None:
-        return t[metric]["termshark"]  # type: ignore[no-any-return]
-
-    runs = doc["repeat"]
-    of = "" if runs == 1 else f" (tracer: median of {runs} runs)"
-    text = (f"`{doc['command']}` opens that capture ({doc['packets']:,} packets) in the terminal UI and "
-            f"in termshark{of}, each in a real {doc['terminal']} pseudo-terminal read through a terminal "
-            f"emulator (pyte): tracer shows its first rows after {_s(tr('first screen'))} (termshark "
-            f"{_s(ts('first screen'))}), is fully loaded after {_s(tr('fully loaded'))} "
-            f"({_s(ts('fully loaded'))}), moves the selection one row in {_ms(tr('key j, median'))} ms "
-            f"median / {_ms(tr('key j, max'))} ms max and one page in {_ms(tr('key PageDown, median'))} / "
-            f"{_ms(tr('key PageDown, max'))} ms (termshark: {_ms(ts('key j, median'))} / "
-            f"{_ms(ts('key j, max'))} and {_ms(ts('key PageDown, median'))} / "
-            f"{_ms(ts('key PageDown, max'))} ms), and peaks at {_mem(tr('peak memory'))} (termshark and "
-            f"its tshark children: {_mem(ts('peak memory'))}). {doc['versions']}; {_where(doc)}.")
-    return "\n".join(_wrap(text))
+    values: dict[str, Any] = {
+        "command": doc["command"], "packets": doc["packets"], "terminal": doc["terminal"],
+        "versions": doc["versions"], "where": _where(doc),
+        "of": "" if doc["repeat"] == 1 else f" (tracer: median of {doc['repeat']} runs)",
+    }
+    for key, metric, fmt in (("first", "first screen", _s), ("loaded", "fully loaded", _s),
+                             ("j", "key j, median", _ms), ("j_max", "key j, max", _ms),
+                             ("page", "key PageDown, median", _ms), ("page_max", "key PageDown, max", _ms),
+                             ("memory", "peak memory", _mem)):
+        values[key] = fmt(t[metric]["tracer"])
+        values[f"ts_{key}"] = fmt(t[metric]["termshark"])
+    return "\n".join(_wrap(TUI_TEXT.format(**values)))
 
 
 def render_agreement(doc: dict[str, Any]) -> str:
