@@ -105,8 +105,12 @@ except ConnectionResetError:
     pass
 a.close()
 z = socket.create_connection(("{ip}", 7000))
-while open("/proc/{server_pid}/wchan").read() != "wait_woken":  # until the server blocks in recv()
+for _ in range(1000):  # until the server blocks in recv() (at most ~5 s)
+    if open("/proc/{server_pid}/wchan").read() == "wait_woken":
+        break
     time.sleep(0.005)
+else:
+    raise SystemExit("the server never blocked in recv() (/proc/{server_pid}/wchan)")
 z.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 z.close()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
