@@ -13,8 +13,8 @@ RSS (``os.wait4`` rusage of that child):
   tracer export    tracer export F --format json -o /dev/null
 
 and prints packets/s, the ratios and PASS/FAIL against the project's targets.
-``--readme`` also rewrites README.md's performance table (between its
-``bench:table`` markers) with these figures, the command and the machine.
+``--readme`` also saves the figures to bench/results/run.json and rewrites README.md's
+``bench:run`` block (the performance table) from them (see readme.py).
 Exit status: 0 when every tool ran, 1 when one failed or the capture could not be
 built, 3 with ``--check-targets`` when a target is missed.
 """
@@ -29,13 +29,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import make_capture  # bench/ is sys.path[0] when run as a script
+import readme
 
 from tracer.lab.netns import LabError
 
@@ -303,62 +303,6 @@ def _print_report(capture: dict[str, Any], results: dict[str, Result],
         print(f"  {verdict}  {t['text']}: {fmt(t['value'])}")
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-TABLE_START = "<!-- bench:table (written by python bench/run.py --readme; do not edit) -->"
-TABLE_END = "<!-- /bench:table -->"
-README_ROWS = (
-    ("tracer_analysis", "tracer: read + streams + analysis flags + states + causes"),
-    ("tshark", "`tshark -2 -T fields` (stream, seq, ack, flags, analysis)"),
-    ("tracer_export", "`tracer export --format json -o /dev/null` (explanations included)"),
-    ("scapy", "scapy `PcapReader`, iteration only (extrapolated from {slice})"),
-)
-
-
-def _machine() -> str:
-    """The CPUs, their model and the load: the figures mean little without them."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = " ".join(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}"
-
-
-def _secs(v: float) -> str:
-    return f"{v:.0f} s" if v >= 100 else f"{v:.2f} s"
-
-
-def readme_table(capture: dict[str, Any], results: dict[str, Result], command: str, slice_n: int) -> str:
-    """The README's performance table (with the command and the machine that made it)."""
-    when = time.strftime("%Y-%m-%d", time.gmtime())
-    note = (f"Measured by `{command}` on {capture['packets']:,} packets, {_machine()}, {when}; "
-            f"load average {capture['loadavg_1m_after']} after the run (2.0 = both cores busy: other "
-            "work slows the wall times, the CPU times less so).")
-    lines = [*textwrap.wrap(note, 88), "", "| | wall | CPU | packets/s | peak RSS |", "|---|---|---|---|---|"]
-    for key, label in README_ROWS:
-        r = results[key]
-        name = label.format(slice=f"{slice_n // 1000}k")
-        if not r.ok:
-            lines.append(f"| {name} | failed | | | |")
-            continue
-        rss = "" if r.extrapolated else f"{r.peak_rss_mib:.0f} MiB"
-        lines.append(f"| {name} | {_secs(r.wall_s)} | {_secs(r.cpu_s)} | {r.packets_per_s:,.0f} | {rss} |")
-    return "\n".join(lines)
-
-
-def write_readme(table: str, path: Path = README) -> None:
-    """Replace the text between the README's table markers with ``table``."""
-    text = path.read_text(encoding="utf-8")
-    head, sep, rest = text.partition(TABLE_START)
-    _, sep2, tail = rest.partition(TABLE_END)
-    if not sep or not sep2:
-        raise SystemExit(f"bench: {path} has no {TABLE_START} ... {TABLE_END} block")
-    path.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="tracer benchmark: tracer vs tshark vs scapy on ~1M packets")
     p.add_argument("--quick", action="store_true",
@@ -402,17 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     ratios, targets = compare(results)
     capture["loadavg_1m_after"] = round(os.getloadavg()[0], 2)  # other work skews timings
     capture["spawn_baseline_rss_mib"] = round(spawn_baseline(), 1)
+    doc = {"quick": a.quick, "capture": capture, "tools": {k: asdict(r) for k, r in results.items()},
+           "ratios": ratios, "targets": targets, "scapy_slice": slice_n,
+           "command": "python bench/run.py --readme" + (" --quick" if a.quick else "")}
     if a.json:
-        doc = {"quick": a.quick, "capture": capture,
-               "tools": {k: asdict(r) for k, r in results.items()},
-               "ratios": ratios, "targets": targets}
         print(json.dumps(doc, indent=2))
     else:
         _print_report(capture, results, ratios, targets)
     if a.readme and all(r.ok for r in results.values()):
-        command = "python bench/run.py --readme" + (" --quick" if a.quick else "")
-        write_readme(readme_table(capture, results, command, slice_n))
-        log(f"wrote the performance table into {README}")
+        saved = readme.save_and_write("run", doc)
+        log(f"saved {saved}; rewrote README's bench:run block")
     if not all(r.ok for r in results.values()):
         return 1
     if a.check_targets and not all(t["pass"] for t in targets):

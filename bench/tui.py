@@ -1,6 +1,7 @@
 """The interactive UI benchmark: ``tracer replay`` vs termshark on the 1M-packet capture.
 
-    python bench/tui.py [--capture PATH] [--repeat N] [--json OUT] [--check-targets] [--cache-dir DIR]
+    python bench/tui.py [--quick] [--capture PATH] [--repeat N] [--json OUT] [--readme] [--check-targets]
+                        [--cache-dir DIR]
 
 Each program runs in a real pseudo-terminal of 120x40 (``TERM=xterm-256color``,
 ``COLUMNS``/``LINES`` and the kernel window size set before exec).  Its output is
@@ -26,7 +27,9 @@ The capture is located (or built) with ``make_capture.ensure_capture`` like
 ``run.py``; nothing else is touched: no network, termshark gets a temporary HOME,
 and every child process group is killed at the end.  Exit status: 0 when both
 programs were measured, 1 when one failed, 3 with ``--check-targets`` when a
-tracer target is missed.
+tracer target is missed.  ``--quick`` opens the ~50,000-packet capture of ``run.py
+--quick`` instead; ``--readme`` saves the table to bench/results/tui.json and rewrites
+README's ``bench:tui`` block from it (see readme.py).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from typing import Any
 
 import make_capture  # bench/ is sys.path[0] when run as a script
 import pyte
+import readme
 from run import _tracer_command
 
 from tracer.lab.netns import LabError
@@ -758,9 +762,13 @@ def print_report(info: dict[str, Any], tracer_runs: list[Run], ts: Run, rows: li
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="tracer's interactive UI vs termshark on the 1M-packet capture")
+    p.add_argument("--quick", action="store_true",
+                   help=f"open the ~{make_capture.QUICK_PACKETS:,}-packet capture instead of the 1M one")
     p.add_argument("--capture", type=Path, help="capture to open (default: the 1M-packet benchmark capture)")
     p.add_argument("--repeat", type=int, default=1, help="tracer runs (each is reported; the table: median)")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the figures to OUT as JSON")
+    p.add_argument("--readme", action="store_true",
+                   help="save the table to bench/results/tui.json and rewrite README's block from it")
     p.add_argument("--no-termshark", action="store_true", help="measure tracer only")
     p.add_argument("--check-targets", action="store_true", help="exit 3 if a tracer target is missed")
     p.add_argument("--cache-dir", type=Path, default=make_capture.DEFAULT_CACHE,
@@ -779,9 +787,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     else:
         try:
-            if not make_capture.capture_path(a.cache_dir, False).exists():
+            if not a.quick and not make_capture.capture_path(a.cache_dir, False).exists():
                 log("building the 1M-packet capture (network namespaces + tcpdump, ~10-60 s) ...")
-            capture = Path(make_capture.ensure_capture(a.cache_dir, False, False, log=log)["path"])
+            capture = Path(make_capture.ensure_capture(a.cache_dir, a.quick, False, log=log)["path"])
         except (make_capture.BuildError, LabError, subprocess.SubprocessError, OSError) as e:
             log(f"error: cannot build the benchmark capture: {e}")
             return 1
@@ -818,7 +826,20 @@ def main(argv: list[str] | None = None) -> int:
                "tracer_runs": [run_doc(r) for r in tracer_runs], "termshark": run_doc(ts), "table": rows}
         a.json.write_text(json.dumps(doc, indent=2) + "\n")
         log(f"figures written to {a.json}")
-    if not all(r.ok for r in tracer_runs) or not (ts.ok or a.no_termshark):
+    measured = all(r.ok for r in tracer_runs) and (ts.ok or a.no_termshark)
+    if a.readme and measured:
+        m = info["machine"]
+        tshark = re.search(r"\d+\.\d+\.\d+", m["tshark"])
+        flags = " --quick" if a.quick else ""
+        flags += f" --repeat {a.repeat}" if a.repeat > 1 else ""
+        flags += " --no-termshark" if a.no_termshark else ""
+        saved = readme.save_and_write("tui", {
+            "command": f"python bench/tui.py --readme{flags}", "packets": packets, "repeat": len(tracer_runs),
+            "terminal": f"{COLS}x{ROWS}", "table": rows,
+            "versions": f"Python {m['python']}, textual {m['textual']}, pyte {m['pyte']}, {m['termshark']}, "
+                        f"tshark {tshark.group(0) if tshark else '?'}"})
+        log(f"saved {saved}; rewrote README's bench:tui block")
+    if not measured:
         return 1
     if a.check_targets and not all(r["pass"] for r in rows if r["target"] is not None):
         return 3

@@ -127,16 +127,18 @@ def ns_pids(prefix: str) -> set[int]:
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, *, every: float = 0.02) -> T:
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, *, every: float = 0.02,
+             show: Callable[[], str] | None = None) -> T:
     """Poll ``predicate`` until it returns something true and return that; fail naming
-    ``what`` after ``timeout`` seconds.  For waiting on a real condition, never a fixed sleep."""
+    ``what`` after ``timeout`` seconds, followed by ``show()`` (the state seen last, e.g. a
+    screen).  For waiting on a real condition, never a fixed sleep."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout:g} s for {what}", pytrace=False)
+            pytest.fail(f"waited {timeout:g} s for {what}" + (f"; {show()}" if show else ""), pytrace=False)
         time.sleep(every)
 
 

@@ -45,8 +45,8 @@ SERVER_SENDS = (b"hello, client one\n", BIG)
 CLIENT_SENDS = (b"client", b" one\n")
 
 SERVER = """
+import select
 import socket
-import time
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("{ip}", 7000))
@@ -62,7 +62,7 @@ conn.sendall(b"hello, " + data)
 conn.sendall(bytes(range(256)) * 20)
 conn.close()
 conn2, _ = srv.accept()
-time.sleep(0.3)  # the client's bytes arrive and stay unread
+select.select([conn2], [], [])  # the client's bytes have arrived: close with them unread
 conn2.close()
 conn3, _ = srv.accept()
 try:
@@ -105,7 +105,12 @@ except ConnectionResetError:
     pass
 a.close()
 z = socket.create_connection(("{ip}", 7000))
-time.sleep(0.1)  # the server is in recv()
+for _ in range(1000):  # until the server blocks in recv() (at most ~5 s)
+    if open("/proc/{server_pid}/wchan").read() == "wait_woken":
+        break
+    time.sleep(0.005)
+else:
+    raise SystemExit("the server never blocked in recv() (/proc/{server_pid}/wchan)")
 z.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 z.close()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -139,13 +144,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     with Lab(prefix="trcatt") as lab:
         srv_py, cli_py = tmp / "server.py", tmp / "client.py"
         srv_py.write_text(SERVER.format(ip=lab.server.ip))
-        cli_py.write_text(CLIENT.format(ip=lab.server.ip))
         s_calls, c_calls, pcap = tmp / "server.jsonl", tmp / "client.jsonl", tmp / "run.pcap"
         with lab.tcpdump(lab.client, pcap):
             server = lab.server.popen([*rec, "--out", str(s_calls), "--side", "server", str(srv_py)],
                                       stdout=subprocess.PIPE)
             try:
                 assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+                # ip netns exec and the recorder exec in place: server.pid is the server program's.
+                cli_py.write_text(CLIENT.format(ip=lab.server.ip, server_pid=server.pid))
                 client = lab.client.run([*rec, "--out", str(c_calls), "--side", "client", str(cli_py)],
                                         timeout=10, check=False)
                 assert client.returncode == 0, client.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +77,7 @@ def _exchange(lab: Lab, tmp: Path, capture_on: Host, server: str, client: str) -
             out["client"] = cli.communicate(timeout=8)[0]
             assert cli.returncode == 0, out
             out["server"] = srv.communicate(timeout=5)[0]
-            time.sleep(0.05)
+            # No sleep: leaving lab.tcpdump waits until tcpdump has written every frame.
     finally:
         for p in procs.values():
             if p.poll() is None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conftest import wait_for
 from tracer.lab.kernel_states import parse_ss, snapshot
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, Lab
 
@@ -51,7 +52,8 @@ def test_listen_queue_and_established(lab: Lab) -> None:
             p = host.popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
             procs.append(p)
             assert p.stdout is not None and p.stdout.readline().strip() == word
-        time.sleep(0.1)  # the server's kernel has the last handshake ACKs
+        wait_for(lambda: sum(s.state == "ESTABLISHED" for s in snapshot(lab.server, "server", "mid")) == 2,
+                 5, "the server's kernel to have both handshakes' last ACKs (ss: 2 ESTABLISHED)")
         t0 = time.time_ns()
         server = snapshot(lab.server, "server", "mid")
         client = snapshot(lab.client, "client", "mid")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tracer.lab.netns import Lab, cleanup_stale, list_namespaces
+from conftest import wait_for
+from tracer.lab.netns import Host, Lab, cleanup_stale, list_namespaces
 
 pytestmark = pytest.mark.lab
 
@@ -80,13 +81,20 @@ def test_loopback_lab_has_only_lo() -> None:
         assert "127.0.0.1/8" in lab.client.run(["ip", "-o", "addr"]).stdout
 
 
+def _tried_every_mld_report(host: Host) -> bool:
+    """After link-up the kernel sends its unsolicited MLDv2 report mld_qrv times, about a
+    second apart; the lab's nft rules drop them, which /proc/net/snmp6 counts as discards."""
+    reports = int(Path("/proc/sys/net/ipv6/mld_qrv").read_text())  # global, not per namespace
+    rows = (line.split() for line in host.run(["cat", "/proc/net/snmp6"]).stdout.splitlines())
+    return next(int(v) for k, v in rows if k == "Ip6OutDiscards") >= reports
+
+
 def test_idle_wire_is_silent(tmp_path: Path) -> None:
     """No ARP, ND, MLD or router chatter: a capture holds only what a run sends."""
-    import time
-
     pcap = tmp_path / "idle.pcap"
     with Lab(prefix="trctest") as lab, lab.tcpdump(lab.client, pcap):
-        time.sleep(1.5)  # MLD's unsolicited reports repeat within about a second
+        wait_for(lambda: all(_tried_every_mld_report(h) for h in (lab.client, lab.server)), 10,
+                 "both hosts to try all their unsolicited MLD reports (Ip6OutDiscards)")
     out = subprocess.run(["tcpdump", "-n", "-r", str(pcap)], capture_output=True, text=True)
     assert out.stdout.splitlines() == []
 

@@ -261,7 +261,8 @@ def test_live_capture_matches_tshark(
     """Real kernel traffic: Ethernet on eth0 (µs pcap), Linux SLL2 on "any" (ns pcap)."""
     import signal
     import sys
-    import time
+
+    from tracer.lab.netns import wait_file_quiet
 
     a, b = veth_pair
     out = tmp_path / "live.pcap"
@@ -302,7 +303,7 @@ def test_live_capture_matches_tshark(
                 ["ip", "netns", "exec", a, sys.executable, "-c", _TRAFFIC, addr], check=True, timeout=20
             )
             srv.wait(timeout=20)
-        time.sleep(0.3)  # let tcpdump write the last packets
+        wait_file_quiet(out, quiet=0.15, limit=5.0)  # tcpdump has written the last packets (-U)
     finally:
         dump.send_signal(signal.SIGINT)
         dump.wait(timeout=20)

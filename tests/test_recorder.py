@@ -8,6 +8,7 @@ strace's socket syscalls: the same sequence per process, results, errnos, fds,
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -15,12 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from tracer.core.model import SocketCall
 from tracer.errors import TracerError
 from tracer.lab import recorder
@@ -324,10 +325,10 @@ def test_call_that_never_returns_is_recorded_unfinished(tmp_path: Path) -> None:
                                  "--side", "server", str(script)], stdout=subprocess.PIPE)
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-            deadline = time.monotonic() + 5
-            while '"accept"' not in out.read_text() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.05)  # well inside accept(): the kernel is waiting
+            wait_for(lambda: '"accept"' in out.read_text(), 5, "the recorder to log the accept() call")
+            # ip netns exec and the recorder exec in place: proc.pid is the script's process.
+            wait_for(lambda: Path(f"/proc/{proc.pid}/wchan").read_text() == "inet_csk_accept", 5,
+                     "the script to block in accept() (/proc/PID/wchan)")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=5) == -signal.SIGTERM
         finally:
@@ -340,41 +341,28 @@ def test_call_that_never_returns_is_recorded_unfinished(tmp_path: Path) -> None:
     assert calls[1].local == "127.0.0.1:7777"
 
 
-def test_overhead_per_call_is_small(tmp_path: Path) -> None:
-    """Measured: the extra time a recorded call costs (printed with -s)."""
+def test_every_call_is_recorded_in_order_and_the_socket_restored(tmp_path: Path) -> None:
+    """What the recorder must do however fast it is (its cost per call: bench/recorder.py)."""
     fd = os.open(tmp_path / "calls.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    base = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    base.bind(("127.0.0.1", 0))
     recorder.install(fd, "bench")
     try:
         traced = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         assert isinstance(traced, recorder.TracedSocket)
         traced.bind(("127.0.0.1", 0))
-        n = 3000
-        best = []
-        for s in (base, traced):
-            runs = []
-            for _ in range(3):
-                t0 = time.perf_counter_ns()
-                for _ in range(n):
-                    s.getsockname()
-                runs.append((time.perf_counter_ns() - t0) / n)
-            best.append(min(runs))
+        n = 300
+        names = {traced.getsockname() for _ in range(n)}
         traced.close()
     finally:
         recorder.uninstall()
-        base.close()
         os.close(fd)
-    overhead_us = (best[1] - best[0]) / 1000
-    print(f"getsockname: {best[0] / 1000:.2f} us plain, {best[1] / 1000:.2f} us recorded, "
-          f"overhead {overhead_us:.2f} us per call")
+    assert len(names) == 1  # the recorded call returns what the plain one does
     assert socket.socket is recorder._BaseSocket
     calls = recorder.load_calls(tmp_path / "calls.jsonl", "bench")
-    windows = sorted(c.t_exit_ns - c.t_enter_ns for c in calls if c.call == "getsockname"
-                     if c.t_exit_ns is not None)
-    assert len(windows) == 3 * n
-    print(f"recorded window [entry, exit] of getsockname: median {windows[len(windows) // 2] / 1000:.2f} us")
-    assert overhead_us < 100
+    got = [c for c in calls if c.call == "getsockname"]
+    assert len(got) == n
+    assert all(c.t_exit_ns is not None and c.t_enter_ns <= c.t_exit_ns for c in got)
+    # One call after the other: each window [entry, exit] ends before the next begins.
+    assert all(a.t_exit_ns is not None and a.t_exit_ns <= b.t_enter_ns for a, b in itertools.pairwise(got))
 
 
 def test_bad_command_lines_are_one_line_errors(tmp_path: Path) -> None:

@@ -103,14 +103,14 @@ class Served:
 
     def wait_ready(self, timeout: float = 30) -> str:
         """The start line, once the server listens (it is printed after the bind)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            lines = [ln for ln in self.stderr().splitlines() if ln.startswith(STARTED)]
-            if lines:
-                return lines[0]
-            assert self.proc.poll() is None, f"tracer serve ended ({self.proc.returncode}):\n{self.stderr()}"
-            time.sleep(0.05)
-        raise AssertionError(f"tracer serve did not start in {timeout} s:\n{self.stderr()}")
+        def started() -> str:
+            line = next((ln for ln in self.stderr().splitlines() if ln.startswith(STARTED)), "")
+            assert line or self.proc.poll() is None, \
+                f"tracer serve ended ({self.proc.returncode}):\n{self.stderr()}"
+            return line
+
+        return wait_for(started, timeout, "tracer serve's start line", every=0.05,
+                        show=lambda: f"its stderr:\n{self.stderr()}")
 
     def group(self) -> list[int]:
         """Every live process in the server's process group (the served apps among them)."""
@@ -171,14 +171,12 @@ def screen(driver: webdriver.Chrome) -> str:
 
 
 def wait_screen(driver: webdriver.Chrome, ok: Callable[[str], bool], what: str, timeout: float = 30) -> str:
-    end = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < end:
-        last = screen(driver)
-        if ok(last):
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"the page never showed {what}; the terminal in the browser:\n{last}")
+    def shown() -> tuple[str] | None:
+        text = screen(driver)
+        return (text,) if ok(text) else None  # a tuple: an empty screen can be what is awaited
+
+    return wait_for(shown, timeout, f"the page to show {what}", every=0.05,
+                    show=lambda: f"the terminal in the browser:\n{screen(driver)}")[0]
 
 
 def status(text: str) -> str:

@@ -300,12 +300,15 @@ print("ready", flush=True)
 sys.stdin.read()
 """
 CLIENT = """
-import socket, time
+import fcntl, socket, struct, termios, time
 for _ in range(2):  # the same 4-tuple twice in a row: tshark's "port numbers reused"
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("%(cip)s", 40001)); s.connect(("%(ip)s", 8080))
-    s.sendall(b"hello"); assert s.recv(10) == b"hi"; s.recv(10); s.close()
-    time.sleep(0.2)
+    s.sendall(b"hello"); assert s.recv(10) == b"hi"; s.recv(10); s.shutdown(socket.SHUT_WR)
+    # Until the server has ACKed our FIN (SIOCOUTQ counts it): the 4-tuple is free again.
+    while struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\\0" * 4))[0]:
+        time.sleep(0.002)
+    s.close()
 s = socket.create_connection(("%(ip)s", 8081))
 for _ in range(400):  # paced, so that tcpdump keeps up with every segment
     s.sendall(b"x" * 2896); time.sleep(0.001)

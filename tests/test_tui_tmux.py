@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CAPTURES, REPO, tshark_fields
+from conftest import CAPTURES, REPO, tshark_fields, wait_for
 from tracer.errors import EXIT_INPUT, TracerError
 from tracer.loading import load
 from tracer.tui.text import KEYS, WORDS
@@ -101,15 +100,13 @@ class Term:
     def wait_for(self, predicate: Callable[[str], object], what: str, timeout: float = 10.0, *,
                  join: bool = False) -> str:
         """Poll the screen every 50 ms until ``predicate(screen)``; fail showing the last screen."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def shown() -> tuple[str] | None:
             screen = self.screen(join=join)
-            if predicate(screen):
-                return screen
-            if time.monotonic() > deadline:
-                pytest.fail(f"after {timeout:g} s the screen does not show {what}; the last screen:\n"
-                            + screen, pytrace=False)
-            time.sleep(0.05)
+            return (screen,) if predicate(screen) else None  # a tuple: the screen may be empty
+
+        # conftest's wait_for (this method's name does not shadow the module's at run time)
+        return wait_for(shown, timeout, f"the screen to show {what}", every=0.05,
+                        show=lambda: f"the last screen:\n{self.screen(join=join)}")[0]
 
     def wait_exit(self, timeout: float = 10.0) -> tuple[int, str]:
         screen = self.wait_for(EXIT_LINE.search, "the shell's EXIT=<code> line", timeout, join=True)

@@ -113,14 +113,14 @@ sys.exit(3)  # the connection was not refused
     "linger0": """
 s = socket.create_connection(("{ip}", {port}))
 s.sendall(b"hi")
-time.sleep(0.1)
+wait_acked(s)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 s.close()
 """,
     "send_wait": """
 s = socket.create_connection(("{ip}", {port}))
 s.sendall(b"unread data")
-time.sleep(0.1)
+wait_acked(s)  # it lies unread in the server's receive queue
 print("sent", flush=True)
 try:
     while s.recv(100):
@@ -139,7 +139,13 @@ print("closed", flush=True)
 }
 
 
-CLIENT_HEAD = "import socket, struct, sys, time\n"
+CLIENT_HEAD = """
+import fcntl, socket, struct, sys, termios, time
+def wait_acked(s):
+    # Until the peer has ACKed every byte sent (SIOCOUTQ: bytes not yet acknowledged).
+    while struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\\0" * 4))[0]:
+        time.sleep(0.002)
+"""
 
 
 @dataclass

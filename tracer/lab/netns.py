@@ -216,7 +216,7 @@ class Lab:
         finally:
             # Frames still in the ring at SIGINT are lost: wait until tcpdump has written
             # them (-U writes each packet), i.e. the file stopped growing (a busy CPU slows it).
-            _wait_file_quiet(Path(path), quiet=0.15, limit=5.0)
+            wait_file_quiet(Path(path), quiet=0.15, limit=5.0)
             proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout=10)
@@ -225,7 +225,7 @@ class Lab:
                 proc.wait()
 
 
-def _wait_file_quiet(path: Path, quiet: float, limit: float) -> None:
+def wait_file_quiet(path: Path, quiet: float, limit: float) -> None:
     """Return once ``path`` has not grown for ``quiet`` s (at most ``limit`` s in all)."""
     deadline = time.monotonic() + limit
     size, since = -1, time.monotonic()
