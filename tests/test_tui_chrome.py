@@ -70,9 +70,9 @@ def test_the_warnings_line_filter_error_then_no_match_then_the_trace_warning(cor
     bad = Filter("port=x")
     assert bad.error
     en = warning_line(_view(filter=bad, rows=0))
-    assert en is not None and en.plain == w["filter_bad"].format(msg=bad.error)
+    assert en is not None and en.plain == w["filter_bad"].format(msg=bad.error_text("en"))
     zh = warning_line(_view(lang="zh", filter=bad, rows=0))
-    assert zh is not None and zh.plain == WORDS["zh"]["filter_bad"].format(msg=bad.error_zh)
+    assert zh is not None and zh.plain == WORDS["zh"]["filter_bad"].format(msg=bad.error_text("zh"))
     none = warning_line(_view(filter=Filter("rst"), rows=0))
     assert none is not None and none.plain == w["filter_none"].format(expr="rst")
     assert warning_line(_view(rows=7)) is None  # hello has no warning

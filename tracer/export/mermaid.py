@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from tracer.core.model import AnalysisFlag, TcpState
 from tracer.i18n import Words
-from tracer.ladder.labels import ANALYSIS_LABELS, LABELS
+from tracer.ladder.labels import LABELS, flag_names
 from tracer.ladder.text import clip, wrap_cut
 from tracer.lesson.steps import Lesson, Step
 
@@ -74,7 +74,7 @@ def render_mermaid(lesson: Lesson, max_steps: int | None = None) -> str:
         out.append(f"    participant {ids[ep]} as {escape(alias)}")
     every = _over(ids[parts[0][0]], ids[parts[-1][0]])
     lane_of = _call_lanes(steps, ids)
-    retrans = {ANALYSIS_LABELS[lang][f] for f in _RETRANSMISSIONS}
+    retrans = {flag_names(lang)[f] for f in _RETRANSMISSIONS}
     for step in steps:
         if step.kind == "packet":
             out.extend(_packet(step, ids, lab, lang, retrans, every))

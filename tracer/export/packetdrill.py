@@ -45,7 +45,7 @@ from tracer.core.trace import Trace
 from tracer.errors import UsageError
 from tracer.i18n import Words
 from tracer.i18n.explain import label as reason_words
-from tracer.ladder.labels import ANALYSIS_LABELS
+from tracer.ladder.labels import flag_names
 from tracer.ladder.streams import call_streams, caused_streams, lanes_of
 
 MOD32 = 1 << 32
@@ -421,7 +421,7 @@ def _packet_comment(a: Analysis, i: int, lang: str, text: dict[str, str]) -> str
     else:
         who = ""
     bits = int(a.flags[i])
-    names = ANALYSIS_LABELS["zh" if lang == "zh" else "en"]
+    names = flag_names(lang)
     flags = ", ".join(names[f] for f in AnalysisFlag if bits >> f.value & 1)
     return f"#{i + 1} {who}{why}" + (f" [{flags}]" if flags else "")
 

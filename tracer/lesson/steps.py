@@ -22,7 +22,7 @@ from tracer.i18n.calls import explain_call
 from tracer.i18n.explain import label as reason_words
 from tracer.i18n.explain import state_name
 from tracer.ladder.calls import call_text
-from tracer.ladder.labels import ANALYSIS_LABELS, LABELS, packet_explanation, tcp_flag_names
+from tracer.ladder.labels import flag_names, packet_explanation, tcp_flag_names
 from tracer.ladder.model import KIND_CALL, KIND_PACKET, LadderModel
 from tracer.ladder.streams import StreamKey
 
@@ -141,7 +141,6 @@ def _states(model: LadderModel, r: int, key: StreamKey | None, a_is_left: bool,
 def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str,
           prev: dict[StreamKey, tuple[int, int]], failed: Mapping[int, list[tuple[str, str, str]]],
           calls: Mapping[int, SocketCall]) -> Step | None:
-    lab = LABELS[lang]
     kind, ref = int(model.kind[r]), int(model.ref[r])
     key = model.stream_of_row(r)
     lanes = model.lanes(key)
@@ -154,7 +153,7 @@ def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str
     if kind == KIND_CALL:
         c = model.calls[ref]
         return Step(kind="call", packet=None, direction=0, actor=c.side,
-                    label=call_text(c, lab, model.analysis.error_links.get(c.id)), flags="", payload_len=0,
+                    label=call_text(c, lang, model.analysis.error_links.get(c.id)), flags="", payload_len=0,
                     call=f"{c.call}()", by="call", inferred=False, reason=c.call, cause=f"{c.call}()",
                     sentence=explain_call(c, lang), analysis=(), errno=c.error, result=c.result,
                     source_line=c.source.line if c.source else None,
@@ -188,7 +187,7 @@ def _packet_step(model: LadderModel, r: int, i: int, lang: str, common: Mapping[
     else:
         actor = {1: "client", 2: "server"}.get(side, "")
     bits = int(a.flags[i])
-    names = ANALYSIS_LABELS[lang]
+    names = flag_names(lang)
     flags = tcp_flag_names(int(t.tcp_flags[i])) if int(t.proto[i]) == PROTO_TCP else ""
     src = calls.get(int(a.cause_call_id[i])) if by == "call" else None
     fails = tuple(failed.get(i, ()))

@@ -94,7 +94,7 @@ def warning_line(v: View) -> Text | None:
     w = words(v.lang)
     ws = v.trace.warnings if v.trace is not None else ()
     if v.filter.error:
-        msg = v.filter.error_zh if v.lang == "zh" else v.filter.error
+        msg = v.filter.error_text(v.lang)
         return Text(w["filter_bad"].format(msg=msg), style="bold")
     if v.rows == 0 and not v.filter.empty:
         return Text(w["filter_none"].format(expr=v.filter.expr), style="bold")
