@@ -85,10 +85,10 @@ def test_the_warnings_line_filter_error_then_no_match_then_the_trace_warning(cor
 
 
 def test_the_footer_shows_help_and_quit_first_in_the_language() -> None:
-    shown = [k for k in KEYS if k.footer]
+    shown = [k for k in KEYS if k.in_footer]
     for lang in ("en", "zh"):
         footer = key_footer(lang).plain
-        order = sorted(shown, key=lambda k: footer.index(f" {k.shown}  {k.footer.split('|')[lang == 'zh']} "))
+        order = sorted(shown, key=lambda k: footer.index(f" {k.shown}  {k.footer_words(lang)} "))
         assert {k.action for k in order[:2]} == {"help", "quit"}
         assert [k.action for k in order[2:]] == [k.action for k in shown if k.action not in ("help", "quit")]
 

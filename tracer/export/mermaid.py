@@ -26,7 +26,7 @@ closing note saying how many steps were left out.
 from __future__ import annotations
 
 from tracer.core.model import AnalysisFlag, TcpState
-from tracer.i18n import Words
+from tracer.i18n import Words, lang_of
 from tracer.ladder.labels import LABELS, flag_names
 from tracer.ladder.text import clip, wrap_cut
 from tracer.lesson.steps import Lesson, Step
@@ -58,7 +58,7 @@ def render_mermaid(lesson: Lesson, max_steps: int | None = None) -> str:
     ``max_steps`` keeps only the first steps (a closing note counts the rest);
     ``None`` keeps them all, however many.
     """
-    lang = "zh" if lesson.lang == "zh" else "en"
+    lang = lang_of(lesson.lang)
     words, lab = _WORDS[lang], LABELS[lang]
     steps = lesson.steps if max_steps is None else lesson.steps[:max(0, max_steps)]
     parts = _participants(steps, lab)

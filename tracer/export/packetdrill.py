@@ -102,7 +102,7 @@ def render_packetdrill(trace: Trace, analysis: Analysis, side: str = "server", s
     seen from ``side``; ``stream=None``: the first TCP stream, else the first UDP one.
 
     Raises ``UsageError`` when the capture has no such stream."""
-    text = _TEXT["zh" if lang == "zh" else "en"]
+    text = _TEXT[lang]
     info = _pick_stream(trace, analysis, stream)
     key = (PROTO_TCP if info.proto == "tcp" else PROTO_UDP, info.index)
     lanes = lanes_of(info)

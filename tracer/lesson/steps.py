@@ -18,6 +18,7 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
+from tracer.i18n import lang_of
 from tracer.i18n.calls import explain_call
 from tracer.i18n.explain import label as reason_words
 from tracer.i18n.explain import state_name
@@ -99,7 +100,7 @@ class Lesson:
 def build_lesson(trace: Trace, analysis: Analysis, lang: str = "en", stream: StreamKey | None = None,
                  title: str | None = None) -> Lesson:
     """The steps of ``trace`` (of one stream when ``stream`` is given) in ``lang``."""
-    lang = "zh" if lang == "zh" else "en"
+    lang = lang_of(lang)
     model = LadderModel(trace, analysis, stream)
     steps: list[Step] = []
     prev_t: int | None = None

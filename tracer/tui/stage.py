@@ -61,7 +61,7 @@ def frames_of(lesson: Lesson, quiz: bool) -> list[Frame]:
 
 
 def sw(lang: str) -> dict[str, str]:
-    return STAGE_WORDS["zh" if lang == "zh" else "en"]
+    return STAGE_WORDS[lang]
 
 
 def duration(ns: int, lang: str) -> str:
