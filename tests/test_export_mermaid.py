@@ -32,7 +32,7 @@ import pytest
 from conftest import CAPTURES, CORPUS, REPO
 from tracer.core.model import TcpState
 from tracer.export.mermaid import render_mermaid
-from tracer.ladder.labels import ANALYSIS_LABELS, LABELS
+from tracer.ladder.labels import LABELS, flag_names
 from tracer.lesson.steps import Lesson, Step, build_lesson
 from tracer.loading import load
 
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.browser
 
 SVG = "{http://www.w3.org/2000/svg}"
 SCENARIOS = ("refused", "udp-unreachable", "data-lost")
-RETRANS = {v for lang in ("en", "zh") for k, v in ANALYSIS_LABELS[lang].items()
+RETRANS = {v for lang in ("en", "zh") for k, v in flag_names(lang).items()
            if k.name in ("RETRANSMISSION", "FAST_RETRANSMISSION", "SPURIOUS_RETRANSMISSION")}
 # Text Mermaid's parser or renderer would otherwise take as syntax: statement ends,
 # comments, entity codes, directives, HTML, keywords, arrows.

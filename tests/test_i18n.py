@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from tracer.core.model import TcpState
+from tracer.core.model import AnalysisFlag, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.errors import EXIT_NAMES
 from tracer.i18n import LANGS, LOCALES, both, catalog, lookup, po, t, template
 from tracer.i18n.calls import SAME_AS
 from tracer.i18n.explain import _NOUN_KEYS
+from tracer.ladder.filter import FILTER_ERRORS
 
 SOURCE = REPO / "tracer"
 LOCALE_DIR = SOURCE / "i18n" / "locale"
@@ -64,6 +65,8 @@ def _families() -> dict[str, tuple[set[str], set[str]]]:
         "state.": ({f"state.{s.name}" for s in TcpState}, set()),
         "call.": ({"call.any.any", "call.any.error"}, {f"call.{c}.{o}" for c in calls for o in outcomes}),
         "exit.": ({f"exit.{n}" for n in EXIT_NAMES.values()}, set()),
+        "filter.": ({f"filter.{e}" for e in FILTER_ERRORS}, set()),
+        "flag.": ({f"flag.{f.json_name}" for f in AnalysisFlag}, set()),
         "decode.": (set(), set()),  # DecodeNote keys: literal first arguments of decode._note
     }
 

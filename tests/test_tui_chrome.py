@@ -70,9 +70,9 @@ def test_the_warnings_line_filter_error_then_no_match_then_the_trace_warning(cor
     bad = Filter("port=x")
     assert bad.error
     en = warning_line(_view(filter=bad, rows=0))
-    assert en is not None and en.plain == w["filter_bad"].format(msg=bad.error)
+    assert en is not None and en.plain == w["filter_bad"].format(msg=bad.error_text("en"))
     zh = warning_line(_view(lang="zh", filter=bad, rows=0))
-    assert zh is not None and zh.plain == WORDS["zh"]["filter_bad"].format(msg=bad.error_zh)
+    assert zh is not None and zh.plain == WORDS["zh"]["filter_bad"].format(msg=bad.error_text("zh"))
     none = warning_line(_view(filter=Filter("rst"), rows=0))
     assert none is not None and none.plain == w["filter_none"].format(expr="rst")
     assert warning_line(_view(rows=7)) is None  # hello has no warning
@@ -85,10 +85,10 @@ def test_the_warnings_line_filter_error_then_no_match_then_the_trace_warning(cor
 
 
 def test_the_footer_shows_help_and_quit_first_in_the_language() -> None:
-    shown = [k for k in KEYS if k.footer]
+    shown = [k for k in KEYS if k.in_footer]
     for lang in ("en", "zh"):
         footer = key_footer(lang).plain
-        order = sorted(shown, key=lambda k: footer.index(f" {k.shown}  {k.footer.split('|')[lang == 'zh']} "))
+        order = sorted(shown, key=lambda k: footer.index(f" {k.shown}  {k.footer_words(lang)} "))
         assert {k.action for k in order[:2]} == {"help", "quit"}
         assert [k.action for k in order[2:]] == [k.action for k in shown if k.action not in ("help", "quit")]
 

@@ -111,7 +111,8 @@ def test_filter_host_and_cause_words(corpus: Path) -> None:
 def test_filter_errors_are_reported_not_silent() -> None:
     assert Filter("port=http").error is not None
     assert Filter("colour=red").error is not None
-    assert "未知字段" in (Filter("colour=red").error_zh or "") and "需要" in (Filter("port=x").error_zh or "")
+    assert "未知字段" in (Filter("colour=red").error_text("zh") or "")
+    assert "需要" in (Filter("port=x").error_text("zh") or "")
     assert Filter("syn port=80 stream=2-4").error is None
     trace, analysis = load(str(HELLO))
     # A malformed filter shows everything (with the error), never an empty ladder.

@@ -271,7 +271,7 @@ def test_replay_screen_and_keys(term: Callable[..., Term]) -> None:
     loaded_zh = zh["loaded"].format(n=n_packets, calls=n_calls, tcp=len(analysis.tcp_streams),
                                     udp=len(analysis.udp_streams))
     titles_zh = sorted([zh["detail"], zh["explain"], zh["source"]])
-    footer_zh = [k.footer.partition("|")[2] for k in KEYS if k.footer]
+    footer_zh = [k.footer_words("zh") for k in KEYS if k.in_footer]
     t.keys("l")
     screen = t.wait_for(lambda s: loaded_zh in status(s) and sorted(pane_titles(s)) == titles_zh
                         and all(word in s.splitlines()[-1] for word in footer_zh),
@@ -286,7 +286,8 @@ def test_replay_screen_and_keys(term: Callable[..., Term]) -> None:
     screen = t.wait_for(lambda s: en["help_title"] in s, "the help screen")
     lines = screen.splitlines()
     for k in KEYS:
-        assert any(k.en in line and k.shown in line.split(k.en)[0] for line in lines), (k, screen)
+        said = k.words("en")
+        assert any(said in line and k.shown in line.split(said)[0] for line in lines), (k, screen)
     t.keys("Escape")
     screen = t.wait_for(lambda s: en["help_title"] not in s, "the help screen closed")
     t.wait_for(lambda s: ladder_rows(s) == rows, "the ladder again after the help")
@@ -353,7 +354,7 @@ def test_narrow_terminal_80x24(term: Callable[..., Term]) -> None:
     assert ladder_rows(screen) and all(len(line) <= 80 for line in screen.splitlines())
     # The last line is the footer of keys, and it keeps q (quit) even when it cannot show them all.
     footer = screen.splitlines()[-1]
-    shown = [k for k in KEYS if k.footer and f" {k.shown}  {k.footer.partition('|')[0]}" in f" {footer} "]
+    shown = [k for k in KEYS if k.in_footer and f" {k.shown}  {k.footer_words('en')}" in f" {footer} "]
     assert len(shown) >= 3 and "quit" in [k.action for k in shown], screen
     # One lower pane at a time; d cycles Explanation -> Detail -> Source -> Explanation.
     assert pane_titles(screen) == [en["explain"]], screen

@@ -9,9 +9,8 @@ from typing import NoReturn
 
 from tracer import __version__
 from tracer.errors import UsageError
-from tracer.messages import msg
+from tracer.i18n import LANGS, t
 
-LANGS = ("en", "zh")
 LESSON_FORMATS = ("svg", "mermaid", "packetdrill", "markdown")
 
 
@@ -19,13 +18,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises ``UsageError`` (exit 3) instead of exiting with 2."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see: {self.prog} --help)", msg("usage", "zh", msg=message))
+        raise UsageError(f"{message} (see: {self.prog} --help)", t("cli.usage", "zh", msg=message))
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
-        "--lang", choices=LANGS, default=None, help="language of labels and messages (en, zh)"
+        "--lang", choices=LANGS, default=None, help=f"language of labels and messages ({', '.join(LANGS)})"
     )
     view = _Parser(add_help=False)
     view.add_argument("--stream", type=int, default=None, metavar="N", help="only TCP stream N (tcp.stream)")

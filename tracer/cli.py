@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from tracer.arguments import LANGS, LESSON_FORMATS, build_parser
+from tracer.arguments import LESSON_FORMATS, build_parser
 from tracer.core.analysis import Analysis
 from tracer.core.trace import Trace
 from tracer.errors import (
@@ -33,8 +33,8 @@ from tracer.errors import (
     TracerError,
     UsageError,
 )
+from tracer.i18n import both, lang_of, t
 from tracer.loading import load
-from tracer.messages import both, msg
 
 if TYPE_CHECKING:
     from tracer.lab.scenarios import Scenario
@@ -52,13 +52,13 @@ def _argv_lang(argv: Sequence[str]) -> str:
             lang = argv[i + 1]
         elif arg.startswith("--lang="):
             lang = arg.split("=", 1)[1]
-    return lang if lang in LANGS else "en"
+    return lang_of(lang)
 
 
 def _warn(trace: Trace, lang: str) -> None:
     for w in trace.warnings:
         text = w.message_zh if lang == "zh" else w.message
-        print(msg("warning", lang, msg=" ".join(text.split())), file=sys.stderr, flush=True)
+        print(t("cli.warning", lang, msg=" ".join(text.split())), file=sys.stderr, flush=True)
 
 
 def _stdout_text() -> TextIO:
@@ -78,14 +78,14 @@ def _text_output(path: str) -> Iterator[TextIO]:
     try:
         f = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
     except OSError as e:
-        raise CaptureError(*both("cannot_write", path=path, why=e.strerror or str(e))) from e
+        raise CaptureError(*both("cli.cannot_write", path=path, why=e.strerror or str(e))) from e
     with f:
         yield f
 
 
 def _ladder_args(args: argparse.Namespace, lang: str) -> dict[str, object]:
     if args.stream is not None and args.stream < 0:
-        raise UsageError(*both("bad_stream", value=args.stream))
+        raise UsageError(*both("cli.bad_stream", value=args.stream))
     width = args.width
     if width is None:
         width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
@@ -138,7 +138,8 @@ def _use_tui(args: argparse.Namespace, lang: str) -> bool:
     (when it was asked for but cannot open, a note on stderr says why)."""
     why = _why_no_tui(args)
     if why is not None and why != "no_tui":
-        print(msg(why, lang), file=sys.stderr)
+        tty = why == "no_tui_tty"
+        print(t("cli.no_tui_tty", lang) if tty else t("cli.no_tui_missing", lang), file=sys.stderr)
     return why is None
 
 
@@ -152,7 +153,7 @@ def _lesson_mode(args: argparse.Namespace, lang: str) -> str:
     """"present", "quiz" or "" (the ladder); a lesson needs the interactive UI."""
     mode = "quiz" if getattr(args, "quiz", False) else "present" if getattr(args, "present", False) else ""
     if mode and _why_no_tui(args) is not None:
-        raise UsageError(*both("lesson_needs_tui", flag=f"--{mode}"))
+        raise UsageError(*both("cli.lesson_needs_tui", flag=f"--{mode}"))
     return mode
 
 
@@ -175,7 +176,7 @@ def cmd_replay(args: argparse.Namespace, lang: str) -> int:
 def cmd_export(args: argparse.Namespace, lang: str) -> int:
     opts = _ladder_args(args, lang)
     if args.format == "pcapng" and args.output == "-" and sys.stdout.isatty():
-        raise UsageError(*both("pcapng_tty"))
+        raise UsageError(*both("cli.pcapng_tty"))
     trace, analysis = load(args.file)
     _warn(trace, lang)
     if args.format == "json":
@@ -212,7 +213,8 @@ def _lesson_export(args: argparse.Namespace, trace: Trace, analysis: Analysis, l
     from tracer.lesson.steps import build_lesson
 
     if args.stream is not None and not 0 <= args.stream < len(analysis.tcp_streams):
-        raise UsageError(*both("no_stream", path=args.file, n=len(analysis.tcp_streams), value=args.stream))
+        n = len(analysis.tcp_streams)
+        raise UsageError(*both("cli.no_stream", path=args.file, n=n, value=args.stream))
     lesson = build_lesson(trace, analysis, lang, stream=_tui_stream(args))
     if args.format == "svg":
         from tracer.export.svg import render_svg
@@ -234,7 +236,7 @@ def cmd_show(args: argparse.Namespace, lang: str) -> int:
     _warn(trace, lang)
     count = len(trace.packets)
     if not 1 <= args.no <= count:
-        raise UsageError(*both("bad_packet", path=args.file, count=count, no=args.no))
+        raise UsageError(*both("cli.bad_packet", path=args.file, count=count, no=args.no))
     out = _stdout_text()
     out.write("\n".join(render_detail(trace, analysis, args.no - 1, lang)) + "\n")
     out.flush()
@@ -248,7 +250,7 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
 
     opts = _ladder_args(args, lang)
     if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(*both("bad_timeout", value=args.timeout))
+        raise UsageError(*both("cli.bad_timeout", value=args.timeout))
     scenario = find_scenario(args.scenario)
     args.timeout = args.timeout if args.timeout is not None else scenario.timeout
     args.loopback = args.loopback or scenario.hosts == "loopback"
@@ -272,12 +274,12 @@ def _finish_text_run(res: RunResult, opts: dict[str, object], lang: str) -> int:
     """After a run without the UI: where it was saved, the ladder, the error if any."""
     _report_run(res.trace, res.path, lang)
     if res.interrupted:
-        print(msg("interrupted", lang, path=res.path), file=sys.stderr)
+        print(t("cli.interrupted", lang, path=res.path), file=sys.stderr)
         return EXIT_INTERRUPTED
     _write_ladder(_stdout_text(), res.trace, res.analysis, opts)
     if res.error is not None:
         text = res.error.message_zh if lang == "zh" else res.error.message
-        print(msg("error", lang, msg=text), file=sys.stderr)
+        print(t("cli.error", lang, msg=text), file=sys.stderr)
         return res.error.exit_code
     return 0
 
@@ -289,7 +291,7 @@ def _after_live(outcome: LiveOutcome, lang: str) -> int:
         _report_run(res.trace, res.path, lang)
     if outcome.interrupted:
         if res is not None:
-            print(msg("interrupted", lang, path=res.path), file=sys.stderr)
+            print(t("cli.interrupted", lang, path=res.path), file=sys.stderr)
         return EXIT_INTERRUPTED
     if outcome.error is not None:
         raise outcome.error
@@ -303,11 +305,11 @@ def _check_run(scenario: Scenario, args: argparse.Namespace, lang: str) -> int:
     from tracer.lab.session import signals_as_interrupt
 
     if not scenario.expect.strip():
-        raise UsageError(*both("no_expect", name=scenario.name))
+        raise UsageError(*both("cli.no_expect", name=scenario.name))
     try:
         lines = parse(scenario.expect)
     except ExpectError as e:
-        why = both("bad_expect", name=scenario.name, why=str(e))
+        why = both("cli.bad_expect", name=scenario.name, why=str(e))
         raise TracerError(*why, exit_code=EXIT_INPUT) from None
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
@@ -318,14 +320,14 @@ def _check_run(scenario: Scenario, args: argparse.Namespace, lang: str) -> int:
     result = match(res.trace, res.analysis, lines, scenario.port)
     out = _stdout_text()
     if result.ok:
-        out.write(msg("check_ok", lang, name=scenario.name, detail=result.report[0]) + "\n")
+        out.write(t("cli.check_ok", lang, name=scenario.name, detail=result.report[0]) + "\n")
     else:
-        out.write(msg("check_failed", lang, name=scenario.name) + "\n")
+        out.write(t("cli.check_failed", lang, name=scenario.name) + "\n")
         out.write("\n".join(result.report) + "\n")
     out.flush()
     if res.error is not None:
         text = res.error.message_zh if lang == "zh" else res.error.message
-        print(msg("error", lang, msg=text), file=sys.stderr)
+        print(t("cli.error", lang, msg=text), file=sys.stderr)
     return 0 if result.ok else EXIT_CHECK_FAILED
 
 
@@ -333,7 +335,7 @@ def _report_run(trace: Trace, path: Path, lang: str) -> None:
     # The scenario's own failure is reported once, as the error at the end.
     others = tuple(w for w in trace.warnings if w.code != "scenario_failed")
     _warn(dataclasses.replace(trace, warnings=others), lang)
-    print(msg("saved", lang, path=path, count=len(trace.packets), calls=len(trace.calls),
+    print(t("cli.saved", lang, path=path, count=len(trace.packets), calls=len(trace.calls),
                states=len(trace.kernel_states)), file=sys.stderr, flush=True)
 
 
@@ -347,14 +349,14 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
 
     opts = _ladder_args(args, lang)
     if not args.timeout > 0:
-        raise UsageError(*both("bad_timeout", value=args.timeout))
+        raise UsageError(*both("cli.bad_timeout", value=args.timeout))
     if args.program and args.client is not None:
-        raise UsageError(*both("trace_two_clients"))
+        raise UsageError(*both("cli.trace_two_clients"))
     client = args.client
     if args.program:  # one word: a command line; several: quoted word by word
         client = args.program[0] if len(args.program) == 1 else shlex.join(args.program)
     if not client:
-        raise UsageError(*both("trace_no_client"))
+        raise UsageError(*both("cli.trace_no_client"))
     if _use_tui(args, lang):
         import functools
 
@@ -435,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_export(args, lang)
     except TracerError as e:
         text = e.message_zh if lang == "zh" else e.message
-        print(msg("error", lang, msg=text), file=sys.stderr)
+        print(t("cli.error", lang, msg=text), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         # Output is abandoned: a final flush could block on a full pipe or fail.
@@ -448,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         detail = " ".join(f"{type(e).__name__}: {e}".split())
-        print(msg("internal", lang, msg=detail), file=sys.stderr)
+        print(t("cli.internal", lang, msg=detail), file=sys.stderr)
         return EXIT_INTERNAL
 
 

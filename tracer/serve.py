@@ -36,8 +36,8 @@ from textual_serve.server import Server
 import tracer
 from tracer.arguments import build_parser
 from tracer.errors import PrivilegeError, UsageError
+from tracer.i18n import both, t
 from tracer.loading import load
-from tracer.messages import both, msg
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -66,45 +66,45 @@ def resolve_target(args: argparse.Namespace, lang: str) -> Target:
     words = list(args.target)
     if not words:
         if not DEFAULT_CAPTURE.is_file():
-            raise UsageError(*both("no_capture", path=DEFAULT_CAPTURE))
+            raise UsageError(*both("serve.no_capture", path=DEFAULT_CAPTURE))
         words = ["replay", str(DEFAULT_CAPTURE)]
     if words[0] not in ("run", "replay"):
-        raise UsageError(*both("bad_target", word=words[0]))
-    t, rest = build_parser().parse_known_args(words)
+        raise UsageError(*both("serve.bad_target", word=words[0]))
+    ns, rest = build_parser().parse_known_args(words)
     if rest:  # serve's own options written after the target: --port, --host, ...
         _late_options(args, rest)
-    lang = t.lang or lang
-    for opt, used in (("--no-tui", t.no_tui), ("--check", getattr(t, "check", False)),
-                      ("--out", getattr(t, "out", None))):
+    lang = ns.lang or lang
+    for opt, used in (("--no-tui", ns.no_tui), ("--check", getattr(ns, "check", False)),
+                      ("--out", getattr(ns, "out", None))):
         if used:
-            raise UsageError(*both("not_served", opt=opt))
-    if t.command == "replay":
-        _check_capture(t.file)
-        given, path, title = t.file, str(Path(t.file).resolve()), Path(t.file).name
+            raise UsageError(*both("serve.not_served", opt=opt))
+    if ns.command == "replay":
+        _check_capture(ns.file)
+        given, path, title = ns.file, str(Path(ns.file).resolve()), Path(ns.file).name
         opts: list[str] = []
     else:
         from tracer.lab.scenarios import find_scenario
         from tracer.lab.session import check_privileges
 
-        scenario = find_scenario(t.scenario)
+        scenario = find_scenario(ns.scenario)
         check_privileges()
-        given, path, title = t.scenario, str(scenario.path), scenario.name
-        opts = [*(["--loopback"] if t.loopback else []),
-                *(["--timeout", repr(t.timeout)] if t.timeout is not None else [])]
-    opts += [*(["--stream", str(t.stream)] if t.stream is not None else []),
-             *(["--raw-seq"] if t.raw_seq else []),
-             *(["--present"] if args.present or t.present else []),
-             *(["--quiz"] if args.quiz or t.quiz else [])]
+        given, path, title = ns.scenario, str(scenario.path), scenario.name
+        opts = [*(["--loopback"] if ns.loopback else []),
+                *(["--timeout", repr(ns.timeout)] if ns.timeout is not None else [])]
+    opts += [*(["--stream", str(ns.stream)] if ns.stream is not None else []),
+             *(["--raw-seq"] if ns.raw_seq else []),
+             *(["--present"] if args.present or ns.present else []),
+             *(["--quiz"] if args.quiz or ns.quiz else [])]
     # Absolute paths: what the tabs run does not depend on their working directory.
-    argv = (sys.executable, "-m", "tracer", "--lang", lang, t.command, path, *opts)
-    return Target(argv, shlex.join(["tracer", t.command, given, *opts]), title, lang)
+    argv = (sys.executable, "-m", "tracer", "--lang", lang, ns.command, path, *opts)
+    return Target(argv, shlex.join(["tracer", ns.command, given, *opts]), title, lang)
 
 
 def _late_options(args: argparse.Namespace, rest: list[str]) -> None:
     """Merge serve's options found after the target into ``args`` (serve's parser decides)."""
     late = build_parser().parse_args(["serve", *rest])
     if late.target:
-        raise UsageError(*both("bad_target", word=late.target[0]))
+        raise UsageError(*both("serve.bad_target", word=late.target[0]))
     defaults = build_parser().parse_args(["serve"])
     for key, value in vars(late).items():
         if value != getattr(defaults, key, None):
@@ -123,11 +123,11 @@ def check_port(host: str, port: int) -> None:
     """Raise the one-line error if ``host:port`` cannot be listened on (binds and lets go,
     with SO_REUSEADDR as aiohttp does: a connection in TIME-WAIT is no conflict)."""
     if not 1 <= port <= 65535:
-        raise UsageError(*both("bad_port", port=port))
+        raise UsageError(*both("serve.bad_port", port=port))
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise UsageError(*both("bad_host", host=host, why=e.strerror)) from None
+        raise UsageError(*both("serve.bad_host", host=host, why=e.strerror)) from None
     for family, kind, proto, _name, addr in infos:
         with socket.socket(family, kind, proto) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -141,10 +141,10 @@ def bind_error(e: OSError, host: str, port: int) -> UsageError | PrivilegeError:
     """The error to show when listening on ``host:port`` failed with ``e``."""
     other = port + 1 if port < 65535 else DEFAULT_PORT
     if e.errno == errno.EADDRINUSE:
-        return UsageError(*both("port_busy", host=host, port=port, other=other))
+        return UsageError(*both("serve.port_busy", host=host, port=port, other=other))
     if e.errno == errno.EACCES:
-        return PrivilegeError(*both("port_root", port=port, other=DEFAULT_PORT))
-    return UsageError(*both("bad_host", host=host, why=e.strerror or e))
+        return PrivilegeError(*both("serve.port_root", port=port, other=DEFAULT_PORT))
+    return UsageError(*both("serve.bad_host", host=host, why=e.strerror or e))
 
 
 def _is_loopback(host: str) -> bool:
@@ -252,14 +252,14 @@ def serve(args: argparse.Namespace, lang: str) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     url = _url(args.host, args.port)
     if not _is_loopback(args.host):
-        print(msg("warning", lang, msg=msg("open_to_all", lang, url=url)), file=sys.stderr)
+        print(t("cli.warning", lang, msg=t("serve.open_to_all", lang, url=url)), file=sys.stderr)
     local = _url(DEFAULT_HOST, args.port) if args.host in ("0.0.0.0", "::") else url
-    ready = msg("serving", lang, what=target.shown, url=local)
+    ready = t("serve.serving", lang, what=target.shown, url=local)
     server = TracerServer(target, args.host, args.port)
     # textual-serve's own messages (an app that failed to start), not each request.
     logging.basicConfig(level=logging.WARNING, format="tracer serve: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.run(ready))
-    print(msg("stopped", lang), file=sys.stderr)
+    print(t("serve.stopped", lang), file=sys.stderr)
     return 0
 

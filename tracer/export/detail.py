@@ -22,7 +22,7 @@ _LABELS = Words("detail.")  # catalogue keys detail.*
 def render_detail(trace: Trace, a: Analysis, i: int, lang: str = "en") -> Iterator[str]:
     """Lines describing row ``i`` (0-based) of ``trace`` in ``lang``."""
     t = trace.packets
-    L = _LABELS["zh" if lang == "zh" else "en"]
+    L = _LABELS[lang]
     p = t.packet(i)
     stream = int(a.stream[i])
     head = f"{L['packet']} {p.no}: {p.proto} {p.src} → {p.dst}"

@@ -29,7 +29,7 @@ from tracer.core.model import PROTO_TCP, TcpState
 from tracer.core.pysource import literal_assignments
 from tracer.core.trace import Trace
 from tracer.export.mermaid import render_mermaid
-from tracer.i18n import Words
+from tracer.i18n import Words, lang_of
 from tracer.ladder.labels import LABELS
 from tracer.lesson.steps import Lesson, Step
 
@@ -115,7 +115,7 @@ def render_markdown(lesson: Lesson, trace: Trace | None = None) -> str:
     ``trace`` (the lesson's trace) adds the capture file and, for a ``tracer run``
     capture, the scenario's title, description and notes.
     """
-    lang = "zh" if lesson.lang == "zh" else "en"
+    lang = lang_of(lesson.lang)
     words, lab = TEXT[lang], LABELS[lang]
     sc = _scenario(trace, lang)
     out: list[str] = []

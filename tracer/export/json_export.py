@@ -37,10 +37,10 @@ from tracer.core.model import (
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.table import PacketTable
 from tracer.core.trace import Trace
+from tracer.i18n import LANGS
 from tracer.i18n.explain import template
 
 CHUNK_ROWS = 8192
-LANGS = ("en", "zh")
 # Keys a template may use (``tracer.i18n.explain.template``).
 TEMPLATE_KEYS = frozenset({"src", "dst", "len", "seq", "ack"})
 

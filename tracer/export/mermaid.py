@@ -26,8 +26,8 @@ closing note saying how many steps were left out.
 from __future__ import annotations
 
 from tracer.core.model import AnalysisFlag, TcpState
-from tracer.i18n import Words
-from tracer.ladder.labels import ANALYSIS_LABELS, LABELS
+from tracer.i18n import Words, lang_of
+from tracer.ladder.labels import LABELS, flag_names
 from tracer.ladder.text import clip, wrap_cut
 from tracer.lesson.steps import Lesson, Step
 
@@ -58,7 +58,7 @@ def render_mermaid(lesson: Lesson, max_steps: int | None = None) -> str:
     ``max_steps`` keeps only the first steps (a closing note counts the rest);
     ``None`` keeps them all, however many.
     """
-    lang = "zh" if lesson.lang == "zh" else "en"
+    lang = lang_of(lesson.lang)
     words, lab = _WORDS[lang], LABELS[lang]
     steps = lesson.steps if max_steps is None else lesson.steps[:max(0, max_steps)]
     parts = _participants(steps, lab)
@@ -74,7 +74,7 @@ def render_mermaid(lesson: Lesson, max_steps: int | None = None) -> str:
         out.append(f"    participant {ids[ep]} as {escape(alias)}")
     every = _over(ids[parts[0][0]], ids[parts[-1][0]])
     lane_of = _call_lanes(steps, ids)
-    retrans = {ANALYSIS_LABELS[lang][f] for f in _RETRANSMISSIONS}
+    retrans = {flag_names(lang)[f] for f in _RETRANSMISSIONS}
     for step in steps:
         if step.kind == "packet":
             out.extend(_packet(step, ids, lab, lang, retrans, every))

@@ -43,9 +43,9 @@ from tracer.core.model import ACK, PROTO_TCP, PROTO_UDP, AnalysisFlag, CauseBy, 
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.errors import UsageError
-from tracer.i18n import Words
+from tracer.i18n import Words, both
 from tracer.i18n.explain import label as reason_words
-from tracer.ladder.labels import ANALYSIS_LABELS
+from tracer.ladder.labels import flag_names
 from tracer.ladder.streams import call_streams, caused_streams, lanes_of
 
 MOD32 = 1 << 32
@@ -102,7 +102,7 @@ def render_packetdrill(trace: Trace, analysis: Analysis, side: str = "server", s
     seen from ``side``; ``stream=None``: the first TCP stream, else the first UDP one.
 
     Raises ``UsageError`` when the capture has no such stream."""
-    text = _TEXT["zh" if lang == "zh" else "en"]
+    text = _TEXT[lang]
     info = _pick_stream(trace, analysis, stream)
     key = (PROTO_TCP if info.proto == "tcp" else PROTO_UDP, info.index)
     lanes = lanes_of(info)
@@ -192,14 +192,13 @@ def _pick_stream(trace: Trace, a: Analysis, stream: int | None) -> StreamInfo:
     if stream is not None:
         if 0 <= stream < len(a.tcp_streams):
             return a.tcp_streams[stream]
-        en, zh = (_TEXT[k]["no_stream"].format(what=what, proto="TCP", index=stream, count=len(a.tcp_streams))
-                  for k in ("en", "zh"))
-        raise UsageError(en, zh)
+        raise UsageError(*both("packetdrill.no_stream", what=what, proto="TCP", index=stream,
+                               count=len(a.tcp_streams)))
     if a.tcp_streams:
         return a.tcp_streams[0]
     if a.udp_streams:
         return a.udp_streams[0]
-    raise UsageError(_TEXT["en"]["nothing"].format(what=what), _TEXT["zh"]["nothing"].format(what=what))
+    raise UsageError(*both("packetdrill.nothing", what=what))
 
 
 def _stream_rows(trace: Trace, a: Analysis, key: tuple[int, int]) -> list[int]:
@@ -421,7 +420,7 @@ def _packet_comment(a: Analysis, i: int, lang: str, text: dict[str, str]) -> str
     else:
         who = ""
     bits = int(a.flags[i])
-    names = ANALYSIS_LABELS["zh" if lang == "zh" else "en"]
+    names = flag_names(lang)
     flags = ", ".join(names[f] for f in AnalysisFlag if bits >> f.value & 1)
     return f"#{i + 1} {who}{why}" + (f" [{flags}]" if flags else "")
 

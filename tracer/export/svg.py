@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from tracer.core.model import PROTO_TCP
-from tracer.i18n import Words
+from tracer.i18n import Words, lang_of
 from tracer.ladder.labels import LABELS
 from tracer.ladder.text import clip, text_width, wrap_cut
 from tracer.lesson.steps import Lesson, Step
@@ -261,7 +261,7 @@ def _style(lang: str) -> str:
 
 def render_svg(lesson: Lesson) -> str:
     """The lesson as a standalone SVG document (UTF-8 text)."""
-    lang = "zh" if lesson.lang == "zh" else "en"
+    lang = lang_of(lesson.lang)
     lab, words = LABELS[lang], TEXT[lang]
     rows = _place(lesson)
     times = [f"{lesson.rel_s(r.step):.6f}" for r in rows]

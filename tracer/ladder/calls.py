@@ -6,6 +6,7 @@ from __future__ import annotations
 from tracer.core.analysis import Analysis
 from tracer.core.model import SocketCall
 from tracer.core.trace import Trace
+from tracer.ladder.labels import LABELS
 
 # Calls that can wait for the peer or the network: their row says how long they took.
 _BLOCKING = frozenset({"accept", "connect", "connect_ex", "recv", "recvfrom", "recv_into",
@@ -54,8 +55,9 @@ def _result_text(c: SocketCall, lab: dict[str, str], error_row: int | None) -> s
     return r
 
 
-def call_text(c: SocketCall, lab: dict[str, str], error_row: int | None = None) -> str:
-    """A call as a student reads it, e.g. ``server accept() → fd 5 (10.77.0.1:36948)``."""
+def call_text(c: SocketCall, lang: str, error_row: int | None = None) -> str:
+    """A call as a student reads it in ``lang``, e.g. ``server accept() → fd 5 (10.77.0.1:36948)``."""
+    lab = LABELS[lang]
     args = ", ".join(
         v if k in _BARE_ARGS else f"{k}={v}"
         for k, v in c.args
@@ -67,8 +69,9 @@ def call_text(c: SocketCall, lab: dict[str, str], error_row: int | None = None) 
 
 
 
-def waited_text(c: SocketCall, lab: dict[str, str]) -> str:
+def waited_text(c: SocketCall, lang: str) -> str:
     """"waited 61.0 ms" for a call that blocked (a blocking call that took 0.1 ms or more), else ""."""
+    lab = LABELS[lang]
     if c.t_exit_ns is not None and c.call in _BLOCKING and c.t_exit_ns - c.t_enter_ns >= _BLOCKED_NS:
         return lab["waited"].format(d=_duration(c.t_exit_ns - c.t_enter_ns, lab))
     return ""

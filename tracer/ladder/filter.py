@@ -26,6 +26,7 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import AnalysisFlag, CauseBy, SocketCall
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.table import PacketTable
+from tracer.i18n import t
 from tracer.i18n.explain import label
 
 Mask = npt.NDArray[np.bool_]
@@ -43,18 +44,23 @@ def _analysis_bits(word: str) -> int:
     return bits
 
 
+# Why an expression is malformed: catalogue keys filter.<name>, with {field} and {value}.
+FILTER_ERRORS = ("bad_number", "unknown_field")
+
+
 @dataclass(frozen=True)
 class Filter:
     """A parsed filter expression (``Filter("syn !ack")``)."""
 
     expr: str = ""
     words: tuple[tuple[bool, str], ...] = field(init=False)  # (negated, word)
-    error: str | None = field(init=False)
-    error_zh: str | None = field(init=False)  # the same in Simplified Chinese
+    error: str | None = field(init=False)  # why it is malformed: a FILTER_ERRORS name, or None
+    error_params: tuple[tuple[str, str], ...] = field(init=False)  # the error text's {field} and {value}
 
     def __post_init__(self) -> None:
         words: list[tuple[bool, str]] = []
-        error = error_zh = None
+        error: str | None = None
+        params: tuple[tuple[str, str], ...] = ()
         for raw in self.expr.split():
             neg = raw.startswith("!")
             w = raw.lstrip("!").lower()
@@ -62,15 +68,17 @@ class Filter:
                 continue
             key, eq, value = w.partition("=")
             if eq and key in ("stream", "port", "no") and not _int_range(value):
-                error = f"{key}= needs a number (or A-B), not {value!r}"
-                error_zh = f"{key}= 需要一个数字（或 A-B），而不是 {value!r}"
+                error, params = "bad_number", (("field", key), ("value", value))
             elif eq and key not in ("stream", "port", "no", "host"):
-                error = f"unknown field {key!r}: use stream=, port=, host= or no="
-                error_zh = f"未知字段 {key!r}：请用 stream=、port=、host= 或 no="
+                error, params = "unknown_field", (("field", key),)
             words.append((neg, w))
         object.__setattr__(self, "words", tuple(words))
         object.__setattr__(self, "error", error)
-        object.__setattr__(self, "error_zh", error_zh)
+        object.__setattr__(self, "error_params", params)
+
+    def error_text(self, lang: str) -> str | None:
+        """Why the expression is malformed, in ``lang``; None when it is not."""
+        return None if self.error is None else t(f"filter.{self.error}", lang, **dict(self.error_params))
 
     @property
     def empty(self) -> bool:

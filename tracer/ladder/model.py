@@ -36,7 +36,7 @@ from tracer.core.trace import Trace
 from tracer.i18n.explain import state_name
 from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets
 from tracer.ladder.filter import Filter
-from tracer.ladder.labels import ANALYSIS_LABELS, LABELS, other_frame_text, reason_words, tcp_label
+from tracer.ladder.labels import LABELS, flag_names, other_frame_text, reason_words, tcp_label
 from tracer.ladder.streams import Lanes, StreamKey, call_streams, caused_streams, lanes_of, stream_infos
 
 KIND_PACKET, KIND_CALL, KIND_WARNING = 0, 1, 2
@@ -137,7 +137,7 @@ class LadderModel:
         if self.stream is not None:
             keep = [c for c in keep if self.stream in of.get(c.id, set())]
         if not self.filter.empty:
-            keep = [c for c in keep if self.filter.keeps_call(c, call_text(c, LABELS["en"]), of.get(c.id))]
+            keep = [c for c in keep if self.filter.keeps_call(c, call_text(c, "en"), of.get(c.id))]
         return sorted(keep, key=lambda c: (call_time(c), c.id))
 
     def stream_of_row(self, r: int) -> StreamKey | None:
@@ -226,7 +226,7 @@ class LadderModel:
     # --- one row as text -------------------------------------------------------------
 
     def cells(self, r: int, lang: str = "en", raw_seq: bool = False) -> Cells:
-        lab = LABELS.get(lang, LABELS["en"])
+        lab = LABELS[lang]
         k, ref = int(self.kind[r]), int(self.ref[r])
         if k == KIND_PACKET:
             return self._packet_cells(ref, lang, raw_seq)
@@ -236,7 +236,7 @@ class LadderModel:
             key = self.stream_of_row(r)
             tag = _tag(key) if self.multi() and key is not None else ""
             lanes = self.lanes(key)
-            text = call_text(c, lab, self.analysis.error_links.get(c.id))
+            text = call_text(c, lang, self.analysis.error_links.get(c.id))
             short = f"{c.call}()"
             on_left = c.side != "server" if lanes is None else (
                 (c.side == "client") == (lanes.left_role == "client"))
@@ -250,7 +250,7 @@ class LadderModel:
 
     def _packet_cells(self, i: int, lang: str, raw_seq: bool) -> Cells:
         t, a = self.trace.packets, self.analysis
-        lab = LABELS.get(lang, LABELS["en"])
+        lab = LABELS[lang]
         p, s = int(t.proto[i]), int(a.stream[i])
         no = str(i + 1)
         time = f"{(int(t.ts_ns[i]) - self.t0) / 1e9:.6f}"
@@ -280,7 +280,7 @@ class LadderModel:
             label = f"UDP len={int(t.payload_len[i])}"
         bits = int(a.flags[i])
         if bits:
-            names = ANALYSIS_LABELS["zh" if lang == "zh" else "en"]
+            names = flag_names(lang)
             notes.append(("[" + ", ".join(names[f] for f in AnalysisFlag if bits >> f.value & 1) + "]",
                           "analysis"))
         left_app = right_app = kernel = ""
@@ -308,7 +308,7 @@ class LadderModel:
             return
         j = int(self.prev_in_stream()[i])
         old = (int(a.state_a[j]), int(a.state_b[j])) if j >= 0 else (None, None)
-        lab = LABELS.get(lang, LABELS["en"])
+        lab = LABELS[lang]
         role_a = lab[lanes.left_role] if lanes.a_is_left else lab[lanes.right_role]
         role_b = lab[lanes.right_role] if lanes.a_is_left else lab[lanes.left_role]
         for role, before, new in ((role_a, old[0], sa), (role_b, old[1], sb)):
@@ -321,7 +321,7 @@ class LadderModel:
         by = int(a.cause_by[i])
         if by == CauseBy.UNKNOWN and reason <= 0:
             return
-        lab = LABELS.get(lang, LABELS["en"])
+        lab = LABELS[lang]
         words = reason_words(reason, lang)
         mark = "~" if bool(a.cause_inferred[i]) else ""
         if by == CauseBy.KERNEL:

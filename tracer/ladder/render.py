@@ -38,9 +38,10 @@ from tracer.core.model import (
 )
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
+from tracer.i18n import lang_of
 from tracer.i18n.explain import state_name, template
 from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets, waited_text
-from tracer.ladder.labels import ANALYSIS_LABELS, LABELS, other_frame_text, reason_words, tcp_label
+from tracer.ladder.labels import LABELS, flag_names, other_frame_text, reason_words, tcp_label
 from tracer.ladder.streams import Lanes, StreamKey, call_streams, caused_streams, lanes_of, stream_infos
 from tracer.ladder.text import arrow, clip, pad, text_width, wrap
 
@@ -62,8 +63,8 @@ def render_ladder(
     indented line with the full explanation under each packet (and the source
     line under each call row).
     """
-    lab = LABELS.get(lang, LABELS["en"])
-    lang = lang if lang in LABELS else "en"
+    lab = LABELS[lang]
+    lang = lang_of(lang)
     shown = _shown(trace, analysis, stream)
     a = analysis
     yield lab["title"].format(
@@ -204,7 +205,7 @@ class _Rows:
                  lang: str, width: int, raw_seq: bool, explain: bool) -> None:
         self.trace, self.shown, self.cols, self.lab, self.lang = trace, shown, cols, lab, lang
         self.width, self.explain = width, explain
-        self.flag_labels = ANALYSIS_LABELS[lang]
+        self.flag_labels = flag_names(lang)
         self.side_label = {1: lab["client"], 2: lab["server"]}
         t = trace.packets
         # Python lists: one row at a time is much faster on lists than on numpy scalars.
@@ -281,14 +282,14 @@ class _Rows:
 
     def _call_rows(self, c: SocketCall, tag: str) -> Iterator[str]:
         """One call as its own row: no arrow, its text against its side's lane."""
-        cols, lab = self.cols, self.lab
+        cols = self.cols
         when = f"{(call_time(c) - self.t0) / 1e9:.6f}"
         lead = pad("", cols.no) + " " + pad(when, cols.time, right=True) + " "
         if self.shown.multi:
             lead += pad(tag, cols.tag) + " "
         inner = cols.arrow - 2
-        text = call_text(c, lab, self.shown.error_links.get(c.id))
-        waited = waited_text(c, lab)
+        text = call_text(c, self.lang, self.shown.error_links.get(c.id))
+        waited = waited_text(c, self.lang)
         note = "  " + waited if waited else ""
         for k, part in enumerate(wrap(text, inner) if text_width(text) > inner else [text]):
             body = pad(part, inner, right=c.side == "server")

@@ -18,11 +18,12 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
+from tracer.i18n import lang_of
 from tracer.i18n.calls import explain_call
 from tracer.i18n.explain import label as reason_words
 from tracer.i18n.explain import state_name
 from tracer.ladder.calls import call_text
-from tracer.ladder.labels import ANALYSIS_LABELS, LABELS, packet_explanation, tcp_flag_names
+from tracer.ladder.labels import flag_names, packet_explanation, tcp_flag_names
 from tracer.ladder.model import KIND_CALL, KIND_PACKET, LadderModel
 from tracer.ladder.streams import StreamKey
 
@@ -99,7 +100,7 @@ class Lesson:
 def build_lesson(trace: Trace, analysis: Analysis, lang: str = "en", stream: StreamKey | None = None,
                  title: str | None = None) -> Lesson:
     """The steps of ``trace`` (of one stream when ``stream`` is given) in ``lang``."""
-    lang = "zh" if lang == "zh" else "en"
+    lang = lang_of(lang)
     model = LadderModel(trace, analysis, stream)
     steps: list[Step] = []
     prev_t: int | None = None
@@ -141,7 +142,6 @@ def _states(model: LadderModel, r: int, key: StreamKey | None, a_is_left: bool,
 def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str,
           prev: dict[StreamKey, tuple[int, int]], failed: Mapping[int, list[tuple[str, str, str]]],
           calls: Mapping[int, SocketCall]) -> Step | None:
-    lab = LABELS[lang]
     kind, ref = int(model.kind[r]), int(model.ref[r])
     key = model.stream_of_row(r)
     lanes = model.lanes(key)
@@ -154,7 +154,7 @@ def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str
     if kind == KIND_CALL:
         c = model.calls[ref]
         return Step(kind="call", packet=None, direction=0, actor=c.side,
-                    label=call_text(c, lab, model.analysis.error_links.get(c.id)), flags="", payload_len=0,
+                    label=call_text(c, lang, model.analysis.error_links.get(c.id)), flags="", payload_len=0,
                     call=f"{c.call}()", by="call", inferred=False, reason=c.call, cause=f"{c.call}()",
                     sentence=explain_call(c, lang), analysis=(), errno=c.error, result=c.result,
                     source_line=c.source.line if c.source else None,
@@ -188,7 +188,7 @@ def _packet_step(model: LadderModel, r: int, i: int, lang: str, common: Mapping[
     else:
         actor = {1: "client", 2: "server"}.get(side, "")
     bits = int(a.flags[i])
-    names = ANALYSIS_LABELS[lang]
+    names = flag_names(lang)
     flags = tcp_flag_names(int(t.tcp_flags[i])) if int(t.proto[i]) == PROTO_TCP else ""
     src = calls.get(int(a.cause_call_id[i])) if by == "call" else None
     fails = tuple(failed.get(i, ()))

@@ -42,7 +42,7 @@ from tracer.tui.ladder_view import LadderView, header_line
 from tracer.tui.panes import DetailPane, ExplainPane, SourcePane
 from tracer.tui.present import PresenterScreen
 from tracer.tui.screens import FilterScreen, HelpScreen, StreamPicker
-from tracer.tui.text import KEYS, words
+from tracer.tui.text import KEYS, next_lang, words
 
 if TYPE_CHECKING:  # the lab is imported only when a live run starts
     from tracer.lab.scenarios import Scenario
@@ -86,7 +86,7 @@ class TracerApp(App[int]):
     TITLE = "tracer"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(k.keys, k.action, k.en, show=False) for k in KEYS),
+        *(Binding(k.keys, k.action, k.words("en"), show=False) for k in KEYS),
         Binding("ctrl+c", "quit", "quit", show=False),
     ]
     ENABLE_COMMAND_PALETTE = False
@@ -508,7 +508,7 @@ class TracerApp(App[int]):
         self.ladder.set_view(raw_seq=self.raw_seq)
 
     def action_language(self) -> None:
-        self.lang = "zh" if self.lang == "en" else "en"
+        self.lang = next_lang(self.lang)
         self.ladder.set_view(lang=self.lang)
         self._update_panes(self.ladder.cursor)
         self._refresh_chrome()

@@ -94,7 +94,7 @@ def warning_line(v: View) -> Text | None:
     w = words(v.lang)
     ws = v.trace.warnings if v.trace is not None else ()
     if v.filter.error:
-        msg = v.filter.error_zh if v.lang == "zh" else v.filter.error
+        msg = v.filter.error_text(v.lang)
         return Text(w["filter_bad"].format(msg=msg), style="bold")
     if v.rows == 0 and not v.filter.empty:
         return Text(w["filter_none"].format(expr=v.filter.expr), style="bold")
@@ -107,9 +107,8 @@ def warning_line(v: View) -> Text | None:
 def key_footer(lang: str) -> Text:
     keys = Text(no_wrap=True, overflow="ellipsis")
     # Help and quit first: on a narrow terminal the end of the line is cut.
-    footer = sorted((k for k in KEYS if k.footer), key=lambda k: k.action not in ("help", "quit"))
+    footer = sorted((k for k in KEYS if k.in_footer), key=lambda k: k.action not in ("help", "quit"))
     for k in footer:
-        en, _, zh = k.footer.partition("|")
         keys.append(f" {k.shown} ", style="bold black on cyan")
-        keys.append(f" {zh if lang == 'zh' else en} ")
+        keys.append(f" {k.footer_words(lang)} ")
     return keys

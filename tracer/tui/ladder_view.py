@@ -287,7 +287,7 @@ def header_line(model: LadderModel | None, row: int, lay: Layout, lang: str) -> 
     client = lanes is None or lanes.left_role == "client"
     left_app = w["client_app"] if client else w["left_app"]
     right_app = w["server_app"] if client else w["right_app"]
-    lab = LABELS["zh" if lang == "zh" else "en"]
+    lab = LABELS[lang]
     head = pad("#", lay.no, right=True) + " "
     head += pad(clip(lab["time"], lay.time), lay.time, right=True) + " "
     if lay.tag:

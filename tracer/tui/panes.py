@@ -20,7 +20,7 @@ from tracer.core.model import CauseBy, Side, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.i18n.explain import label, state_name
 from tracer.ladder.calls import call_error, call_text
-from tracer.ladder.labels import LABELS, packet_explanation
+from tracer.ladder.labels import packet_explanation
 from tracer.ladder.model import KIND_CALL, KIND_PACKET, LadderModel
 from tracer.tui.diagram import DIAGRAM, spans
 from tracer.tui.stage import CLIENT_STYLE, SERVER_STYLE
@@ -149,7 +149,7 @@ class ExplainPane(VerticalScroll):
             self._packet(why, model, ref, lang)
         elif kind == KIND_CALL:
             c = model.calls[ref]
-            why.append(call_text(c, LABELS["zh" if lang == "zh" else "en"],
+            why.append(call_text(c, lang,
                                  model.analysis.error_links.get(c.id)) + "\n", style="bold")
             if c.source is not None and c.source.code:
                 why.append(f"{c.source.code}\n", style="italic")

@@ -27,7 +27,7 @@ from tracer.ladder.streams import StreamKey
 from tracer.lesson.quiz import Score
 from tracer.lesson.steps import Lesson, build_lesson
 from tracer.tui.stage import Frame, end_card, frames_of, render_stage, sw, timeline
-from tracer.tui.text import PRESENT_KEYS, words
+from tracer.tui.text import PRESENT_KEYS, next_lang, words
 
 PACES = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0)  # seconds per frame when playing
 DEFAULT_PACE = 3.0
@@ -38,7 +38,8 @@ class PresenterScreen(Screen[None]):
     """One step at a time, large (see the module docstring)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(k.keys, k.action, k.en, show=False) for k in PRESENT_KEYS if k.action != "answer_hint"),
+        *(Binding(k.keys, k.action, k.words("en"), show=False)
+          for k in PRESENT_KEYS if k.action != "answer_hint"),
         *(Binding(str(n), f"answer({n - 1})", show=False) for n in range(1, 5)),
     ]
 
@@ -142,10 +143,9 @@ class PresenterScreen(Screen[None]):
         self.query_one("#p-timeline", Static).update(line)
         keys = Text(no_wrap=True, overflow="ellipsis")
         for k in PRESENT_KEYS:
-            if k.footer and (self.quiz or k.action != "answer_hint"):
-                en, _, zh = k.footer.partition("|")
+            if k.in_footer and (self.quiz or k.action != "answer_hint"):
                 keys.append(f" {k.shown} ", style="bold black on cyan")
-                keys.append(f" {zh if self.lang == 'zh' else en} ")
+                keys.append(f" {k.footer_words(self.lang)} ")
         self.query_one("#p-keys", Static).update(keys)
 
     # --- keys -------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ class PresenterScreen(Screen[None]):
 
     def action_language(self) -> None:
         self.app.action_language()  # type: ignore[attr-defined]  # the ladder underneath too
-        self.lang = "zh" if self.lang == "en" else "en"
+        self.lang = next_lang(self.lang)
         if self._trace is not None:
             # The frames are the same in both languages: the position and answers stay.
             self.build(*self._trace, self.lang)

@@ -34,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
         text.append(w["help_title"] + "\n\n", style="bold")
         for k in self.keys:
             text.append(f"  {k.shown:<9}", style="bold cyan")
-            text.append((k.zh if self.lang == "zh" else k.en) + "\n")
+            text.append(k.words(self.lang) + "\n")
         if self.keys is KEYS:
             text.append("\n" + w["help_mouse"] + "\n")
             text.append(w["help_legend"] + "\n")

@@ -61,12 +61,12 @@ def frames_of(lesson: Lesson, quiz: bool) -> list[Frame]:
 
 
 def sw(lang: str) -> dict[str, str]:
-    return STAGE_WORDS["zh" if lang == "zh" else "en"]
+    return STAGE_WORDS[lang]
 
 
 def duration(ns: int, lang: str) -> str:
     """A gap in words, coarser than the ladder's (a class needs "0.4 s", not "433.6 ms")."""
-    w = LABELS["zh" if lang == "zh" else "en"]
+    w = LABELS[lang]
     if ns >= 1_000_000_000:
         return w["s"].format(v=f"{ns / 1e9:.1f}" if ns < 10e9 else f"{ns / 1e9:.0f}")
     return w["ms"].format(v=f"{ns / 1e6:.0f}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracer.i18n import Words, template
+from tracer.i18n import LANGS, Words, template
 
 
 @dataclass(frozen=True)
@@ -21,20 +21,13 @@ class Key:
     text: str  # catalogue key of what the key does; ``<text>.footer`` holds its footer words
     in_footer: bool = False
 
-    @property
-    def en(self) -> str:
-        return template(self.text, "en")
+    def words(self, lang: str) -> str:
+        """What the key does, in ``lang`` (the help screen; English: the Textual binding)."""
+        return template(self.text, lang)
 
-    @property
-    def zh(self) -> str:
-        return template(self.text, "zh")
-
-    @property
-    def footer(self) -> str:
-        """Short words for the footer, "en|zh" ("" = not in the footer)."""
-        if not self.in_footer:
-            return ""
-        return template(self.text + ".footer", "en") + "|" + template(self.text + ".footer", "zh")
+    def footer_words(self, lang: str) -> str:
+        """Its short words for the footer in ``lang``; "" when it is not in the footer."""
+        return template(self.text + ".footer", lang) if self.in_footer else ""
 
 
 KEYS: tuple[Key, ...] = (
@@ -79,6 +72,12 @@ PRESENT_KEYS: tuple[Key, ...] = (
 )
 
 WORDS = Words("tui.")
+
+
+def next_lang(lang: str) -> str:
+    """The language the ``l`` key switches to: the next one of ``LANGS``, round."""
+    i = LANGS.index(lang) if lang in LANGS else -1
+    return LANGS[(i + 1) % len(LANGS)]
 
 
 def words(lang: str) -> dict[str, str]:
