@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import TracerError
+from tracer.errors import EXIT_PRIVILEGES, TracerError
 
 _counter = itertools.count()
 _NAME_RE = re.compile(r"^(?P<prefix>[a-z0-9]+)-(?P<pid>\d+)-\d+-(client|server|lo)$")
@@ -40,8 +40,7 @@ IFACE = "eth0"
 class LabError(TracerError):
     """The lab could not be set up (missing tool, missing privileges, ...)."""
 
-    def __init__(self, message: str, message_zh: str, exit_code: int = 4) -> None:
-        super().__init__(message, message_zh=message_zh, exit_code=exit_code)
+    exit_code = EXIT_PRIVILEGES
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
