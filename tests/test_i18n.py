@@ -341,3 +341,16 @@ def test_a_key_missing_from_a_translation_falls_back_to_english() -> None:
     assert lookup("call.any.any", zh, catalog("en")) == catalog("zh")["call.any.any"]
     with pytest.raises(KeyError):
         lookup("no.such.key", zh, catalog("en"))
+
+
+def test_a_keyed_error_keeps_its_key_and_renders_each_language_on_one_line() -> None:
+    from tracer.errors import CaptureError
+    from tracer.i18n import Msg
+
+    e = CaptureError("pcap.file", label="a\nb.pcap", what=Msg("pcap.what.cannot_read", reason="Bad\nthing"))
+    assert e.key == "pcap.file" and e.exit_code == 2 and e.params["label"] == "a\nb.pcap"
+    assert str(e) == e.message == e.text("en") == "a b.pcap: cannot read: Bad thing"
+    assert e.message_zh == e.text("zh") == "a b.pcap：无法读取：Bad thing"
+    assert e.text("xx") == e.message  # an unknown language gets English
+    pair = CaptureError("english", "中文")  # the pair form, until phase 3 converts its callers
+    assert pair.key is None and pair.text("zh") == "中文" and pair.text("en") == str(pair) == "english"
