@@ -1,7 +1,8 @@
 """The message catalogues: complete, used, consistent, and valid for GNU gettext.
 
 Keys used by the code are found two ways: literal keys by parsing tracer's source
-(``t``/``template``/``both``/``has`` calls with a constant first argument), and the
+(``t``/``template``/``both``/``has``/``Msg`` calls with a constant first argument, and
+the keyed form of a ``TracerError``: its class called with one positional argument), and the
 dynamic families (``f"explain.{reason}"``) enumerated from the code's own tables.
 Every f-string key prefix in the source must be a family listed here, so a new
 dynamic key cannot slip past the check.
@@ -30,7 +31,7 @@ from tracer.ladder.filter import FILTER_ERRORS
 
 SOURCE = REPO / "tracer"
 LOCALE_DIR = SOURCE / "i18n" / "locale"
-KEY_FUNCS = {"t", "template", "both", "has"}
+KEY_FUNCS = {"t", "template", "both", "has", "Msg"}
 # The lane roles (tracer.ladder.streams.Lanes.left_role/right_role): Words tables look them up computed.
 ROLES = ("client", "server", "a", "b")
 
@@ -40,11 +41,33 @@ def _call_name(node: ast.Call) -> str:
     return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
 
 
+def _error_classes(trees: list[ast.Module]) -> set[str]:
+    """The names of TracerError and every class in tracer's source derived from it."""
+    classes = [n for tree in trees for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    names = {"TracerError"}
+    while True:
+        more = {c.name for c in classes if any(isinstance(b, ast.Name) and b.id in names for b in c.bases)}
+        if more <= names:
+            return names
+        names |= more
+
+
+def _is_key_call(node: ast.Call, errors: set[str]) -> bool:
+    """A catalogue lookup, or an error in the keyed form ``CaptureError("pcap.file", label=...)``
+    (the pair form ``CaptureError(english, chinese)`` passes two)."""
+    name = _call_name(node)
+    return name in KEY_FUNCS or (name in errors and len(node.args) == 1)
+
+
 def _source_keys() -> Iterator[tuple[str, str, Path]]:
     """("key", literal key, file) and ("prefix", f-string prefix, file) for every key argument."""
-    for path in sorted(SOURCE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.Call) or not node.args or _call_name(node) not in KEY_FUNCS:
+    paths = sorted(SOURCE.rglob("*.py"))
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in paths]
+    errors = _error_classes(trees)
+    assert {"CaptureError", "UsageError", "LabError"} <= errors, errors
+    for path, tree in zip(paths, trees, strict=True):
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args or not _is_key_call(node, errors):
                 continue
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and "." in arg.value:
@@ -321,3 +344,16 @@ def test_a_key_missing_from_a_translation_falls_back_to_english() -> None:
     assert lookup("call.any.any", zh, catalog("en")) == catalog("zh")["call.any.any"]
     with pytest.raises(KeyError):
         lookup("no.such.key", zh, catalog("en"))
+
+
+def test_a_keyed_error_keeps_its_key_and_renders_each_language_on_one_line() -> None:
+    from tracer.errors import CaptureError
+    from tracer.i18n import Msg
+
+    e = CaptureError("pcap.file", label="a\nb.pcap", what=Msg("pcap.what.cannot_read", reason="Bad\nthing"))
+    assert e.key == "pcap.file" and e.exit_code == 2 and e.params["label"] == "a\nb.pcap"
+    assert str(e) == e.message == e.text("en") == "a b.pcap: cannot read: Bad thing"
+    assert e.message_zh == e.text("zh") == "a b.pcap：无法读取：Bad thing"
+    assert e.text("xx") == e.message  # an unknown language gets English
+    pair = CaptureError("english", "中文")  # the pair form, until phase 3 converts its callers
+    assert pair.key is None and pair.text("zh") == "中文" and pair.text("en") == str(pair) == "english"

@@ -1,6 +1,11 @@
-"""Errors the user sees, each with an English and a Simplified Chinese one-line message.
+"""Errors the user sees, each a keyed catalogue text (tracer.i18n) with its parameters.
 
-The exit codes' meanings are catalogue keys ``exit.*`` (tracer.i18n).
+``CaptureError("pcap.no_file", name=path)`` keeps ``key`` and ``params`` and renders
+``text(lang)`` through the catalogue; ``message`` (English, also ``str(err)``) and
+``message_zh`` are those renderings on one line.  The older pair form
+``TracerError(message, message_zh)`` still works for the callers not yet converted
+(issue 11, phase 3); its ``key`` is None.
+The exit codes' meanings are catalogue keys ``exit.*``.
 
 The CLI catches ``TracerError``, prints ``str(err)`` (English) or ``err.message_zh``
 and exits with ``err.exit_code``.  The exit codes are documented and stable.
@@ -8,7 +13,7 @@ and exits with ``err.exit_code``.  The exit codes are documented and stable.
 
 from __future__ import annotations
 
-from tracer.i18n import both
+from tracer.i18n import both, t
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: anything that is not a TracerError
@@ -38,16 +43,33 @@ def _one_line(text: str) -> str:
 
 
 class TracerError(Exception):
-    """A failure explained to the user; ``str(err)`` is the English message."""
+    """A failure explained to the user; ``str(err)`` is the English message.
+
+    ``TracerError(key, **params)`` (keyed) or ``TracerError(message, message_zh)``
+    (the pair form, until phase 3 of issue 11 converts its last callers).
+    """
 
     exit_code: int = EXIT_INTERNAL
 
-    def __init__(self, message: str, message_zh: str, exit_code: int | None = None) -> None:
+    def __init__(self, key_or_message: str, message_zh: str | None = None, /, *,
+                 exit_code: int | None = None, **params: object) -> None:
+        self.key: str | None = None if message_zh is not None else key_or_message
+        self.params = params
+        if message_zh is None:
+            message, message_zh = both(key_or_message, **params)
+        else:
+            message = key_or_message
         self.message = _one_line(message)
         self.message_zh = _one_line(message_zh)
         if exit_code is not None:
             self.exit_code = exit_code
         super().__init__(self.message)
+
+    def text(self, lang: str) -> str:
+        """The one-line message in ``lang`` (English for an unknown language)."""
+        if self.key is not None:
+            return _one_line(t(self.key, lang, **self.params))
+        return self.message_zh if lang == "zh" else self.message
 
 
 class CaptureError(TracerError):

@@ -4,8 +4,10 @@ Every text is stored once, under a stable dotted key (``explain.connect_syn``,
 ``state.TIME_WAIT``), in ``locale/<locale>/LC_MESSAGES/tracer.po``; the text may
 use ``str.format`` named placeholders (``{path}``).  ``t`` formats a text (a literal
 brace in it is doubled), ``template`` returns it raw for callers that cache it and
-format it per packet, ``both`` gives the English and Chinese pair, and
-``Words(prefix)`` one dict per language of a module's short words.  A key missing
+format it per packet, ``both`` gives the English and Chinese pair, ``Msg`` a
+keyed text to render later (a parameter that is itself a ``Msg`` is rendered in
+the same language), and ``Words(prefix)`` one dict per language of a module's
+short words.  A key missing
 from a translation falls back to English; a key missing from English is a bug and
 raises KeyError.
 docs/i18n.md says how to add a key or a language.
@@ -59,8 +61,24 @@ def template(key: str, lang: str) -> str:
 
 
 def t(key: str, lang: str, **params: object) -> str:
-    """The text of ``key`` in ``lang`` with ``params`` filled in."""
-    return template(key, lang).format(**params)
+    """The text of ``key`` in ``lang`` with ``params`` filled in (a ``Msg`` in ``lang``)."""
+    return template(key, lang).format(**{k: v.text(lang) if isinstance(v, Msg) else v
+                                         for k, v in params.items()})
+
+
+class Msg:
+    """A keyed text and its parameters, rendered per language when it is shown."""
+
+    __slots__ = ("key", "params")
+
+    def __init__(self, key: str, **params: object) -> None:
+        self.key, self.params = key, params
+
+    def text(self, lang: str) -> str:
+        return t(self.key, lang, **self.params)
+
+    def __repr__(self) -> str:
+        return f"Msg({self.key!r}, **{self.params!r})"
 
 
 def both(key: str, **params: object) -> tuple[str, str]:

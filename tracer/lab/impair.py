@@ -49,6 +49,7 @@ from functools import cache
 from typing import Literal
 
 from tracer.errors import EXIT_MISSING_TOOL, UsageError
+from tracer.i18n import Msg
 from tracer.lab.netns import Host, LabError, require_tool
 
 TABLE = "tracer_impair"
@@ -63,8 +64,8 @@ _REJECT_KINDS = {
 _TCP_FLAGS = {"fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"}
 
 
-def _bad(en: str, zh: str) -> UsageError:
-    return UsageError(en, zh)
+def _bad(why: Msg) -> UsageError:
+    return UsageError("impair.bad", why=why)
 
 
 # --- predicates -----------------------------------------------------------------------
@@ -92,16 +93,14 @@ class Match:
     def __post_init__(self) -> None:
         for port in (self.sport, self.dport):
             if port is not None and not 0 <= port <= 65535:
-                raise _bad(f"port {port} is out of range (0-65535)", f"端口 {port} 超出范围（0-65535）")
+                raise _bad(Msg("impair.port_range", port=port))
         if self.proto is None and (self.sport is not None or self.dport is not None):
-            raise _bad("a port match needs proto 'tcp' or 'udp'", "按端口匹配需要指定协议 'tcp' 或 'udp'")
+            raise _bad(Msg("impair.port_needs_proto"))
         unknown = set(self.flags_mask) - _TCP_FLAGS or set(self.flags) - set(self.flags_mask)
         if unknown:
-            raise _bad(f"unknown or unmasked TCP flag(s): {', '.join(sorted(unknown))}",
-                       f"未知或未在掩码中的 TCP 标志：{', '.join(sorted(unknown))}")
+            raise _bad(Msg("impair.unknown_flags", flags=", ".join(sorted(unknown))))
         if self.proto != "tcp" and (self.flags_mask or self.payload):
-            raise _bad("TCP flags and payload matches need proto 'tcp'",
-                       "按 TCP 标志或载荷匹配需要协议 'tcp'")
+            raise _bad(Msg("impair.flags_need_tcp"))
 
     def conditions(self) -> str:
         """The nft match expressions (without the payload test, see ``_match_rules``)."""
@@ -161,11 +160,11 @@ def udp(*, sport: int | None = None, dport: int | None = None) -> Match:
 
 def _check_window(nth: int, count: int | None) -> None:
     if nth < 1:
-        raise _bad(f"nth must be 1 or more, not {nth}", f"nth 必须大于等于 1，而不是 {nth}")
+        raise _bad(Msg("impair.nth", nth=nth))
     if count is not None and count < 1:
-        raise _bad(f"count must be 1 or more, not {count}", f"count 必须大于等于 1，而不是 {count}")
+        raise _bad(Msg("impair.count", count=count))
     if nth - 1 + (count or 1) > _NUMGEN_MOD:
-        raise _bad("nth + count is too large", "nth + count 过大")
+        raise _bad(Msg("impair.window_too_large"))
 
 
 @dataclass(frozen=True)
@@ -191,8 +190,7 @@ class Loss:
 
     def __post_init__(self) -> None:
         if not 0 <= self.percent <= 100:
-            raise _bad(f"loss percent must be within 0-100, not {self.percent}",
-                       f"丢包百分比必须在 0-100 之间，而不是 {self.percent}")
+            raise _bad(Msg("impair.loss_percent", percent=self.percent))
 
 
 @dataclass(frozen=True)
@@ -212,10 +210,9 @@ class Reject:
     def __post_init__(self) -> None:
         _check_window(self.nth, self.count)
         if self.with_ not in _REJECT_KINDS:
-            raise _bad(f"unknown reject kind {self.with_!r}; use one of {', '.join(_REJECT_KINDS)}",
-                       f"未知的拒绝方式 {self.with_!r}；可用：{', '.join(_REJECT_KINDS)}")
+            raise _bad(Msg("impair.reject_kind", kind=repr(self.with_), kinds=", ".join(_REJECT_KINDS)))
         if self.with_ == "tcp reset" and self.match.proto != "tcp":
-            raise _bad("'tcp reset' needs a TCP match", "'tcp reset' 需要匹配 TCP")
+            raise _bad(Msg("impair.reset_needs_tcp"))
 
 
 @dataclass(frozen=True)
@@ -228,7 +225,7 @@ class Delay:
 
     def __post_init__(self) -> None:
         if self.ms < 0 or self.jitter_ms < 0:
-            raise _bad("delay must not be negative", "延迟不能为负数")
+            raise _bad(Msg("impair.negative_delay"))
 
 
 Impairment = Drop | Loss | Reject | Delay
@@ -319,12 +316,7 @@ def ruleset(impairments: Sequence[Impairment]) -> str:
 
 
 def _no_netem() -> LabError:
-    return LabError(
-        "this kernel has no netem (sch_netem), so Delay is not available; drops, loss and reject "
-        "(nftables) still work",
-        "此内核没有 netem（sch_netem），因此无法使用 Delay；丢弃、丢包与拒绝（nftables）仍可使用",
-        exit_code=EXIT_MISSING_TOOL,
-    )
+    return LabError("impair.no_netem", exit_code=EXIT_MISSING_TOOL)
 
 
 @cache
@@ -334,8 +326,7 @@ def netem_available() -> bool:
     ns = f"trcnetem-{uuid.uuid4().hex[:8]}"
     made = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True, check=False)
     if made.returncode != 0:
-        raise LabError(f"cannot create a namespace to look for netem: {made.stderr.strip()}",
-                       f"无法创建用于检测 netem 的网络命名空间：{made.stderr.strip()}")
+        raise LabError("impair.netem_probe_failed", why=made.stderr.strip())
     try:
         cmd = ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
         return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
@@ -351,8 +342,7 @@ def _set_delay(host: Host, d: Delay) -> None:
         argv.append(f"{d.jitter_ms}ms")
     r = host.run(argv, check=False)
     if r.returncode != 0:
-        raise LabError(f"tc could not set the delay: {r.stderr.strip()}",
-                       f"tc 无法设置延迟：{r.stderr.strip()}")
+        raise LabError("impair.tc_failed", why=r.stderr.strip())
 
 
 @contextlib.contextmanager
@@ -398,8 +388,7 @@ def parse_spec(spec: str, port: int) -> Spec:
     and ``count=N|all`` choose which matching packets.
     """
     words = spec.split()
-    bad = _bad(f"cannot read the impairment {spec!r} (e.g. 'drop syn-ack to client nth=1')",
-               f"无法理解损伤设置 {spec!r}（例如 'drop syn-ack to client nth=1'）")
+    bad = _bad(Msg("impair.unreadable_spec", spec=repr(spec)))
     if len(words) == 2 and words[0] == SEGMENTS_SPEC and words[1] in ("client", "server"):
         return Spec(words[1], None)
     if not words or words[0] not in ("drop", "loss", "reject"):
@@ -463,8 +452,7 @@ class Applied:
     def _rule_counts(self) -> dict[str, dict[str, int]]:
         r = self.host.run(["nft", "-j", "list", "table", "inet", TABLE], check=False)
         if r.returncode != 0:
-            raise LabError(f"cannot read the impairment counters: {r.stderr.strip()}",
-                           f"无法读取损伤规则计数：{r.stderr.strip()}")
+            raise LabError("impair.counters_unreadable", why=r.stderr.strip())
         out: dict[str, dict[str, int]] = {}
         for item in json.loads(r.stdout).get("nftables", []):
             rule = item.get("rule")
@@ -507,16 +495,15 @@ def apply(host: Host, impairments: Sequence[Impairment]) -> Applied:
     imps = tuple(impairments)
     names = tuple(_name(imp, i) for i, imp in enumerate(imps))
     if len(set(names)) != len(names):
-        raise _bad("impairment names must be unique", "损伤规则的名称必须唯一")
+        raise _bad(Msg("impair.names_not_unique"))
     delays = [d for d in imps if isinstance(d, Delay)]
     if len(delays) > 1:
-        raise _bad("at most one Delay per host", "每个主机最多一个 Delay")
+        raise _bad(Msg("impair.one_delay"))
     if delays and not netem_available():
         raise _no_netem()
     r = host.run(["nft", "-f", "-"], input=ruleset(imps), check=False)
     if r.returncode != 0:
-        raise LabError(f"nft rejected the impairment rules: {r.stderr.strip()}",
-                       f"nft 拒绝了损伤规则：{r.stderr.strip()}")
+        raise LabError("impair.nft_failed", why=r.stderr.strip())
     applied = Applied(host, imps, names)
     if delays:
         try:

@@ -25,7 +25,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import TracerError
+from tracer.errors import EXIT_MISSING_TOOL, EXIT_PRIVILEGES, TracerError
+from tracer.i18n import Msg
 
 _counter = itertools.count()
 _NAME_RE = re.compile(r"^(?P<prefix>[a-z0-9]+)-(?P<pid>\d+)-\d+-(client|server|lo)$")
@@ -40,8 +41,11 @@ IFACE = "eth0"
 class LabError(TracerError):
     """The lab could not be set up (missing tool, missing privileges, ...)."""
 
-    def __init__(self, message: str, message_zh: str, exit_code: int = 4) -> None:
-        super().__init__(message, message_zh=message_zh, exit_code=exit_code)
+    exit_code = EXIT_PRIVILEGES
+
+
+# A lab side ("server", "client") as a word in a sentence.
+SIDES: dict[str, Msg] = {"server": Msg("lab.side.server"), "client": Msg("lab.side.client")}
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -52,11 +56,7 @@ def require_tool(name: str, package: str) -> str:
     """Path of ``name`` or a ``LabError`` saying which Debian package provides it."""
     path = shutil.which(name)
     if path is None:
-        raise LabError(
-            f"'{name}' not found: install it with 'apt-get install -y {package}'",
-            f"找不到 '{name}'：请用 'apt-get install -y {package}' 安装",
-            exit_code=5,
-        )
+        raise LabError("lab.tool_missing", name=name, package=package, exit_code=EXIT_MISSING_TOOL)
     return path
 
 
@@ -121,12 +121,7 @@ class Lab:
 
     def __init__(self, prefix: str = "trc", loopback: bool = False) -> None:
         if os.geteuid() != 0:
-            raise LabError(
-                "the lab needs root (or CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN) to create network "
-                "namespaces; try 'tracer replay captures/hello.pcapng' instead",
-                "实验网络需要 root 权限（或 CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN）来创建网络命名空间；"
-                "可改用 'tracer replay captures/hello.pcapng'",
-            )
+            raise LabError("lab.needs_root")
         require_tool("ip", "iproute2")
         if not loopback:
             require_tool("nft", "nftables")
@@ -268,5 +263,4 @@ def _wait_listening(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
         if "listening on" in line:
             return
     proc.kill()
-    raise LabError(f"tcpdump did not start: {''.join(seen).strip()}",
-                   f"tcpdump 未能启动：{''.join(seen).strip()}", exit_code=5)
+    raise LabError("lab.tcpdump_failed", why="".join(seen).strip(), exit_code=EXIT_MISSING_TOOL)

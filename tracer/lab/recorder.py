@@ -66,6 +66,7 @@ from typing import Any, TypeVar
 
 from tracer.core.model import SocketCall, SourceLocation, endpoint_str
 from tracer.errors import EXIT_INPUT, EXIT_PRIVILEGES, TracerError, UsageError
+from tracer.i18n import t
 
 _T = TypeVar("_T")
 _BaseSocket = socket_mod.socket
@@ -416,8 +417,7 @@ def load_calls(path: str | os.PathLike[str], side: str | None = None, id_offset:
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError as e:
-        raise TracerError(f"cannot read the call record {path}: {e.strerror}",
-                          f"无法读取调用记录 {path}：{e.strerror}", exit_code=EXIT_INPUT) from None
+        raise TracerError("recorder.unreadable", path=path, why=e.strerror, exit_code=EXIT_INPUT) from None
     enters: dict[tuple[int, int], dict[str, Any]] = {}
     exits: dict[tuple[int, int], dict[str, Any]] = {}
     for line in text.splitlines():
@@ -483,15 +483,13 @@ def _drop_privileges(user: str) -> None:
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
-        raise UsageError(f"no such user: {user}", f"没有这个用户：{user}") from None
+        raise UsageError("recorder.no_user", user=user) from None
     try:
         os.setgroups([])
         os.setgid(pw.pw_gid)
         os.setuid(pw.pw_uid)
     except PermissionError:
-        raise TracerError(f"cannot switch to user {user}: the recorder must start as root",
-                          f"无法切换到用户 {user}：记录器必须以 root 身份启动",
-                          exit_code=EXIT_PRIVILEGES) from None
+        raise TracerError("recorder.not_root", user=user, exit_code=EXIT_PRIVILEGES) from None
     os.environ.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
 
 
@@ -512,11 +510,7 @@ def _parse(argv: list[str]) -> tuple[str, str, str | None, list[str]]:
         else:
             break
     if not out or i >= len(argv):
-        raise UsageError(
-            "usage: python -m tracer.lab.recorder --out CALLS.jsonl [--side NAME] [--user USER] "
-            "SCRIPT.py [ARGS...]",
-            "用法：python -m tracer.lab.recorder --out CALLS.jsonl [--side 名称] [--user 用户] "
-            "脚本.py [参数...]")
+        raise UsageError("recorder.usage")
     return out, side, user, argv[i:]
 
 
@@ -530,21 +524,19 @@ def main(argv: list[str] | None = None) -> int:
             source = Path(path).read_bytes()
             code = compile(source, path, "exec")
         except OSError as e:
-            raise TracerError(f"cannot read the scenario {script[0]}: {e.strerror}",
-                              f"无法读取场景脚本 {script[0]}：{e.strerror}", exit_code=EXIT_INPUT) from None
+            raise TracerError("recorder.script_unreadable", path=script[0], why=e.strerror,
+                              exit_code=EXIT_INPUT) from None
         except (SyntaxError, ValueError) as e:
-            raise TracerError(f"the scenario {script[0]} is not valid Python: {e}",
-                              f"场景脚本 {script[0]} 不是有效的 Python：{e}", exit_code=EXIT_INPUT) from None
+            raise TracerError("recorder.script_not_python", path=script[0], error=e,
+                              exit_code=EXIT_INPUT) from None
         try:
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as e:
-            raise TracerError(f"cannot write the call record {out}: {e.strerror}",
-                              f"无法写入调用记录 {out}：{e.strerror}", exit_code=EXIT_INPUT) from None
+            raise TracerError("recorder.unwritable", path=out, why=e.strerror, exit_code=EXIT_INPUT) from None
         if user is not None:
             _drop_privileges(user)
     except TracerError as err:
-        text = err.message_zh if lang == "zh" else err.message
-        print(f"tracer: error: {text}" if lang == "en" else f"tracer：错误：{text}", file=sys.stderr)
+        print(t("recorder.error", lang, text=err.text(lang)), file=sys.stderr)
         return err.exit_code
     sys.argv = [path, *script[1:]]
     sys.path[0] = os.path.dirname(path)

@@ -33,7 +33,7 @@ from pathlib import Path
 from tracer.core.model import KernelSocketState, SocketCall
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, TracerError
-from tracer.lab.netns import Host, Lab
+from tracer.lab.netns import SIDES, Host, Lab
 from tracer.lab.recorder import load_calls
 from tracer.lab.scenarios import SCENARIO_DIR, Scenario
 from tracer.lab.session import (
@@ -151,11 +151,7 @@ def _bound(host: Host, proto: str, port: int) -> bool:
 
 
 def _scenario_error(side: str, what: str) -> TracerError:
-    return TracerError(f"the scenario's {side} failed: {what}", f"场景的{_SIDE_ZH[side]}失败：{what}",
-                       exit_code=EXIT_INPUT)
-
-
-_SIDE_ZH = {"server": "服务器端", "client": "客户端"}
+    return TracerError("lab.scenario_failed", side=SIDES[side], what=what, exit_code=EXIT_INPUT)
 
 
 def _play(lab: Lab, sc: Scenario, tmp: Path, parts: list[_Part], states: list[KernelSocketState],
@@ -190,8 +186,7 @@ def _play(lab: Lab, sc: Scenario, tmp: Path, parts: list[_Part], states: list[Ke
 
 
 def _timeout_error(timeout: float) -> TracerError:
-    return TracerError(f"the scenario did not finish within {timeout:g} s (--timeout); it was stopped",
-                       f"场景未在 {timeout:g} 秒内结束（--timeout）；已被终止", exit_code=EXIT_INPUT)
+    return TracerError("lab.scenario_timeout", timeout=timeout, exit_code=EXIT_INPUT)
 
 
 def _calls(parts: list[_Part]) -> tuple[SocketCall, ...]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tracer.core.pysource import literal_assignments
 from tracer.errors import EXIT_INPUT, TracerError, UsageError
+from tracer.i18n import Msg
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -40,9 +41,8 @@ class Scenario:
     topic: str = ""  # the folder under scenarios/ ("tcp", "udp"), "" for others
 
 
-def _bad(path: Path, why: str, why_zh: str) -> TracerError:
-    return TracerError(f"{path} is not a tracer scenario: {why}", f"{path} 不是 tracer 场景：{why_zh}",
-                       exit_code=EXIT_INPUT)
+def _bad(path: Path, why: Msg) -> TracerError:
+    return TracerError("scenario.bad", path=path, why=why, exit_code=EXIT_INPUT)
 
 
 def read_scenario(path: Path) -> Scenario:
@@ -50,16 +50,14 @@ def read_scenario(path: Path) -> Scenario:
     try:
         values, funcs = literal_assignments(path.read_bytes(), str(path))
     except OSError as e:
-        raise TracerError(f"cannot read the scenario {path}: {e.strerror}",
-                          f"无法读取场景 {path}：{e.strerror}", exit_code=EXIT_INPUT) from None
+        raise TracerError("scenario.unreadable", path=path, why=e.strerror, exit_code=EXIT_INPUT) from None
     except (SyntaxError, ValueError) as e:
-        raise _bad(path, f"not valid Python ({e})", f"不是有效的 Python（{e}）") from None
+        raise _bad(path, Msg("scenario.why.not_python", error=e)) from None
     if "client" not in funcs:
-        raise _bad(path, "it defines no client(host, port) function", "没有定义 client(host, port) 函数")
+        raise _bad(path, Msg("scenario.why.no_client"))
     proto, port = values.get("PROTO", "tcp"), values.get("PORT")
     if proto not in ("tcp", "udp") or not isinstance(port, int) or not 0 < port < 65536:
-        raise _bad(path, 'it needs PROTO = "tcp" or "udp" and PORT = 1..65535',
-                   '需要 PROTO = "tcp" 或 "udp"，以及 PORT = 1..65535')
+        raise _bad(path, Msg("scenario.why.proto_port"))
     name = path.stem
 
     def texts(key: str) -> dict[str, str]:
@@ -76,15 +74,14 @@ def read_scenario(path: Path) -> Scenario:
         notice = {"en": en, "zh": tuple(str(x) for x in raw_notice.get("zh", en))}
     hosts = values.get("HOSTS", "two")
     if hosts not in ("two", "loopback"):
-        raise _bad(path, 'HOSTS must be "two" or "loopback"', 'HOSTS 必须是 "two" 或 "loopback"')
+        raise _bad(path, Msg("scenario.why.hosts"))
     impair = values.get("IMPAIR", ())
     if not isinstance(impair, (list, tuple)) or not all(isinstance(x, str) for x in impair):
-        raise _bad(path, "IMPAIR must be a list of strings", "IMPAIR 必须是字符串列表")
+        raise _bad(path, Msg("scenario.why.impair"))
     expect = values.get("EXPECT", "")
     timeout = values.get("TIMEOUT", 10.0)
     if not isinstance(expect, str) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise _bad(path, "EXPECT must be a string and TIMEOUT a number > 0",
-                   "EXPECT 必须是字符串，TIMEOUT 必须是大于 0 的数")
+        raise _bad(path, Msg("scenario.why.expect_timeout"))
     topic = path.parent.name if path.parent.parent == SCENARIO_DIR else ""
     return Scenario(name, path, texts("TITLE"), texts("DESCRIPTION"), str(proto), port, "server" in funcs,
                     notice, str(hosts), tuple(impair), expect, float(timeout), topic)
@@ -104,15 +101,13 @@ def find_scenario(name_or_path: str) -> Scenario:
     p = Path(name_or_path)
     if p.suffix == ".py" or os.sep in name_or_path:
         if not p.is_file():
-            raise UsageError(f"no scenario file {name_or_path}", f"没有场景文件 {name_or_path}")
+            raise UsageError("scenario.no_file", path=name_or_path)
         return read_scenario(p.resolve())
     found = [f for f in _builtin_files() if f.stem == name_or_path]
     builtin = found[0] if found else SCENARIO_DIR / f"{name_or_path}.py"
     if name_or_path.startswith("_") or not builtin.is_file():
         # Too many to list in one line: the closest names, and where the list is.
         close = difflib.get_close_matches(name_or_path, [f.stem for f in _builtin_files()], n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        hint_zh = f"是否想用 {', '.join(close)}？" if close else ""
-        raise UsageError(f"no scenario named {name_or_path!r}; {hint}see: tracer list",
-                         f"没有名为 {name_or_path!r} 的场景；{hint_zh}请看：tracer list")
+        hint = Msg("scenario.did_you_mean", names=", ".join(close)) if close else ""
+        raise UsageError("scenario.no_name", name=repr(name_or_path), hint=hint)
     return read_scenario(builtin)

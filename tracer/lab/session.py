@@ -61,8 +61,8 @@ class RunResult:
     interrupted: bool  # SIGINT/SIGTERM ended the run early
 
 
-def check_privileges() -> None:
-    """Raise (exit 4) unless this process may build a lab."""
+def check_privileges(command: str = "tracer run") -> None:
+    """Raise (exit 4) unless this process may build a lab for ``command``."""
     missing = list(_NEEDED_CAPS.values())
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -70,14 +70,8 @@ def check_privileges() -> None:
                 eff = int(line.split()[1], 16)
                 missing = [n for bit, n in _NEEDED_CAPS.items() if not eff >> bit & 1]
     if missing:
-        raise TracerError(
-            f"tracer run needs root (or CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN; missing: "
-            f"{'+'.join(missing)}) to build its lab network; without them try "
-            "'tracer replay captures/hello.pcapng'",
-            f"tracer run 需要 root 权限（或 CAP_NET_ADMIN+CAP_NET_RAW+CAP_SYS_ADMIN；缺少："
-            f"{'+'.join(missing)}）来建立实验网络；"
-            "没有这些权限时可改用 'tracer replay captures/hello.pcapng'",
-            exit_code=EXIT_PRIVILEGES)
+        raise TracerError("lab.needs_privileges", command=command, missing="+".join(missing),
+                          exit_code=EXIT_PRIVILEGES)
 
 
 def default_output(name: str, directory: Path = Path("captures")) -> Path:

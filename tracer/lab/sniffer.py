@@ -37,6 +37,7 @@ import numpy.typing as npt
 from tracer.core.model import TraceWarning
 from tracer.core.table import PacketTable
 from tracer.core.trace import Trace
+from tracer.i18n import both
 from tracer.lab.netns import Host, LabError
 from tracer.pcap.reader import read_capture
 
@@ -120,8 +121,7 @@ class Sniffer:
                 err = tail[-1] if tail else "no answer"
             self._discard()
             self.proc = None
-            raise LabError(f"the capture on {self.iface} in {self.host.ns} could not start: {err}",
-                           f"无法在 {self.host.ns} 的 {self.iface} 上开始抓包：{err}", exit_code=4)
+            raise LabError("lab.capture_failed", iface=self.iface, ns=self.host.ns, why=err)
         if self.counters:
             self._before = kernel_counters(self.host)
         return self
@@ -205,16 +205,10 @@ class Sniffer:
         warnings = list(trace.warnings)
         if not cs.complete:
             warnings.append(TraceWarning(
-                "capture_incomplete",
-                f"the capture process on {self.iface} was stopped before it finished: frames of the "
-                "last moments may be missing and the kernel's drop count is unknown",
-                f"{self.iface} 上的抓包进程在完成前被终止：最后时刻的帧可能缺失，内核丢包数未知"))
+                "capture_incomplete", *both("lab.capture_incomplete", iface=self.iface)))
         elif cs.kernel_drops:
-            warnings.append(TraceWarning(
-                "capture_kernel_drops",
-                f"the kernel dropped {cs.kernel_drops} frames on {self.iface} that the capture could "
-                "not read in time: the capture is incomplete",
-                f"内核在 {self.iface} 上丢弃了 {cs.kernel_drops} 个抓包未能及时读取的帧：抓包不完整"))
+            text = both("lab.capture_kernel_drops", drops=cs.kernel_drops, iface=self.iface)
+            warnings.append(TraceWarning("capture_kernel_drops", *text))
         gap = tcp_gap_warning(trace.packets, delta, self.host) if delta is not None else None
         if gap is not None:
             warnings.append(gap)
@@ -264,8 +258,7 @@ def kernel_counters(host: Host) -> dict[str, int]:
     """
     proc = host.run(["cat", "/proc/net/snmp", "/proc/net/snmp6"], check=False, timeout=10)
     if proc.returncode != 0:
-        raise LabError(f"cannot read the kernel counters of {host.ns}: {proc.stderr.strip()}",
-                       f"无法读取 {host.ns} 的内核计数器：{proc.stderr.strip()}")
+        raise LabError("lab.counters_unreadable", ns=host.ns, why=proc.stderr.strip())
     return parse_snmp(proc.stdout)
 
 
@@ -323,11 +316,7 @@ def tcp_gap_warning(table: PacketTable, delta: Mapping[str, int], host: Host) ->
             missing += max(0, sent - int(out.sum()))
     if missing <= 0:
         return None
-    return TraceWarning(
-        "capture_gap",
-        f"the kernel of {host.ns} handled {missing} more TCP segments than the capture holds: "
-        "frames may be missing from the capture",
-        f"{host.ns} 的内核处理的 TCP 段比抓包中多 {missing} 个：抓包可能缺少帧")
+    return TraceWarning("capture_gap", *both("lab.capture_gap", ns=host.ns, missing=missing))
 
 
 def _mtu(host: Host) -> int:

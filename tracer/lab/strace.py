@@ -76,6 +76,8 @@ import numpy as np
 
 from tracer.core.model import ACK, PROTO_TCP, SYN, SocketCall, TraceWarning, endpoint_str
 from tracer.core.table import PacketTable
+from tracer.i18n import both
+from tracer.lab.netns import SIDES
 
 # Socket syscalls (%network) plus what touches a socket fd by another name and what
 # follows processes.  "?" : not an error where this strace does not know the name.
@@ -417,7 +419,6 @@ _CORE_SIGNALS = frozenset({"SIGSEGV", "SIGBUS", "SIGABRT", "SIGFPE", "SIGILL", "
 _FATAL_SIGNALS = _CORE_SIGNALS | frozenset({"SIGHUP", "SIGINT", "SIGKILL", "SIGPIPE", "SIGALRM", "SIGTERM",
                                              "SIGUSR1", "SIGUSR2", "SIGVTALRM", "SIGPROF", "SIGIO",
                                              "SIGPOLL", "SIGPWR", "SIGSTKFLT"})
-_SIDE_ZH = {"server": "服务器端", "client": "客户端"}
 _Args = tuple[tuple[str, str], ...]
 _SECOND_ARG = {"listen": "backlog", "shutdown": "how"}
 
@@ -792,21 +793,16 @@ class _Parser:
     def warn_killed(self, p: _Proc, ev: _End) -> None:
         sig = ev.signal or ""
         who = f"{p.name or 'program'} (pid {p.pid})"
-        side_zh = _SIDE_ZH.get(self.side, self.side)
+        side = SIDES.get(self.side, self.side)
         if sig in _CORE_SIGNALS or ev.core:
-            self.warnings.append(TraceWarning(
-                "program_crashed", f"the {self.side}'s program {who} crashed: killed by {sig}",
-                f"{side_zh}程序 {who} 崩溃：被 {sig} 终止", t_ns=ev.t_ns))
+            text = both("lab.program_crashed", side=side, who=who, signal=sig)
+            self.warnings.append(TraceWarning("program_crashed", *text, t_ns=ev.t_ns))
         elif sig == "SIGPIPE":
-            self.warnings.append(TraceWarning(
-                "program_killed",
-                f"the {self.side}'s program {who} was killed by SIGPIPE: it wrote to a connection "
-                "the peer had closed",
-                f"{side_zh}程序 {who} 被 SIGPIPE 终止：它向对端已关闭的连接写入了数据", t_ns=ev.t_ns))
+            text = both("lab.program_sigpipe", side=side, who=who)
+            self.warnings.append(TraceWarning("program_killed", *text, t_ns=ev.t_ns))
         else:
-            self.warnings.append(TraceWarning(
-                "program_killed", f"the {self.side}'s program {who} was killed by {sig}",
-                f"{side_zh}程序 {who} 被 {sig} 终止", t_ns=ev.t_ns))
+            text = both("lab.program_killed", side=side, who=who, signal=sig)
+            self.warnings.append(TraceWarning("program_killed", *text, t_ns=ev.t_ns))
 
     def processes(self) -> tuple[Process, ...]:
         out = []

@@ -37,7 +37,8 @@ from pathlib import Path
 from tracer.core.model import SocketCall, TraceWarning
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, EXIT_MISSING_TOOL, EXIT_PRIVILEGES, TracerError
-from tracer.lab.netns import Host, Lab
+from tracer.i18n import Msg
+from tracer.lab.netns import SIDES, Host, Lab
 from tracer.lab.session import (
     Programs,
     Progress,
@@ -53,18 +54,13 @@ STOP_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
 OUTPUT_KEEP = 16 << 10  # the last bytes of each program's output kept in the capture
 _POLL = 0.02
 _STOP_SIGNALS = frozenset({"SIGTERM", "SIGKILL"})
-_SIDE_ZH = {"server": "服务器端", "client": "客户端"}
 
 
 def require_strace() -> str:
     """The path of strace, or a ``TracerError`` (exit 5) saying how to install it."""
     path = shutil.which("strace")
     if path is None:
-        raise TracerError(
-            "'strace' not found: tracer trace needs it to see the programs' socket calls; "
-            "install it with 'apt-get install strace'",
-            "找不到 'strace'：tracer trace 需要它来查看程序的套接字调用；请用 'apt-get install strace' 安装",
-            exit_code=EXIT_MISSING_TOOL)
+        raise TracerError("lab.strace_missing", exit_code=EXIT_MISSING_TOOL)
     return path
 
 
@@ -79,16 +75,7 @@ def strace_has_ns(strace: str) -> bool:
             return ns
         lines = proc.stderr.strip().splitlines()
         why = lines[-1] if lines else f"exit status {proc.returncode}"
-    raise TracerError(f"strace cannot trace programs here: {why}", f"strace 无法在此跟踪程序：{why}",
-                      exit_code=EXIT_PRIVILEGES)
-
-
-def _check_privileges() -> None:
-    try:
-        check_privileges()
-    except TracerError as e:
-        en, zh = (m.replace("tracer run", "tracer trace", 1) for m in (e.message, e.message_zh))
-        raise TracerError(en, zh, exit_code=e.exit_code) from None
+    raise TracerError("lab.strace_cannot_trace", why=why, exit_code=EXIT_PRIVILEGES)
 
 
 def command_name(command: str) -> str:
@@ -163,18 +150,18 @@ class _Program:
         except OSError:
             return ""
 
-    def failure(self) -> tuple[str, str] | None:
-        """How the command failed (its exit status and last line of output), in English and Chinese."""
+    def failure(self) -> Msg | None:
+        """How the command failed (its exit status and last line of output), a catalogue text."""
         code = self.proc.poll()
         if code is None or code == 0 or (self.signalled and _killed_by_stop(code)):
             return None
         if code < 0 and -code in _SIGNALS:
             name = signal.Signals(-code).name
-            en, zh = f"killed by {name}", f"被 {name} 终止"
+            how = Msg("lab.killed_by", signal=name)
         else:
-            en, zh = f"exit status {code}", f"退出状态 {code}"
+            how = Msg("lab.exit_status", code=code)
         lines = [x.strip() for x in self.output().splitlines() if x.strip()]
-        return (f"{en}: {lines[-1]}", f"{zh}：{lines[-1]}") if lines else (en, zh)
+        return Msg("lab.failure_output", how=how, line=lines[-1]) if lines else how
 
 
 _SIGNALS = {s.value for s in signal.Signals}
@@ -191,23 +178,16 @@ def _listening(host: Host) -> bool:
     return any(line.strip() for line in out.splitlines())
 
 
-def _failed(side: str, why: tuple[str, str]) -> TracerError:
-    return TracerError(f"the {side} command failed ({why[0]})", f"{_SIDE_ZH[side]}命令失败（{why[1]}）",
-                       exit_code=EXIT_INPUT)
+def _failed(side: str, why: Msg) -> TracerError:
+    return TracerError("lab.command_failed", side=SIDES[side], why=why, exit_code=EXIT_INPUT)
 
 
 def _timeout_error(timeout: float) -> TracerError:
-    return TracerError(
-        f"the traced commands did not finish within {timeout:g} s (--timeout); they were stopped",
-        f"被跟踪的命令未在 {timeout:g} 秒内结束（--timeout）；已被终止", exit_code=EXIT_INPUT)
+    return TracerError("lab.trace_timeout", timeout=timeout, exit_code=EXIT_INPUT)
 
 
 def _never_listened(timeout: float) -> TracerError:
-    return TracerError(
-        f"the server command did not listen on any TCP or UDP port within {timeout:g} s (--timeout); "
-        "the client was not started",
-        f"服务器端命令未在 {timeout:g} 秒内监听任何 TCP 或 UDP 端口（--timeout）；客户端未启动",
-        exit_code=EXIT_INPUT)
+    return TracerError("lab.never_listened", timeout=timeout, exit_code=EXIT_INPUT)
 
 
 def _play(lab: Lab, server: str | None, client: str, tmp: Path, programs: list[_Program], timeout: float,
@@ -228,9 +208,8 @@ def _play(lab: Lab, server: str | None, client: str, tmp: Path, programs: list[_
         srv = start(lab.server, "server", server)
         while not _listening(lab.server):
             if srv.proc.poll() is not None:
-                en, zh = srv.failure() or ("exit status 0", "退出状态 0")
-                return _failed("server", (f"it ended before listening on a port; {en}",
-                                          f"它在监听端口之前就结束了；{zh}")), "server"
+                how = srv.failure() or Msg("lab.exit_status", code=0)
+                return _failed("server", Msg("lab.ended_before_listening", how=how)), "server"
             if time.monotonic() > deadline:
                 return _never_listened(timeout), None
             time.sleep(_POLL)
@@ -322,7 +301,7 @@ def trace_programs(server: str | None, client: str, out: Path | None = None, *, 
     (``server.strace``, ``client.strace``) and printed output (``*.out``) there.
     """
     strace = require_strace()
-    _check_privileges()
+    check_privileges("tracer trace")
     ns = strace_has_ns(strace)
     path = out if out is not None else default_output(f"trace-{command_name(client)}")
     commands = _Commands(server, client, loopback, timeout, strace, ns, strace_dir)

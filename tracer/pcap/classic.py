@@ -20,6 +20,7 @@ from tracer.core.model import TraceMeta, TraceWarning
 from tracer.core.table import FrameSource
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
+from tracer.i18n import Msg
 from tracer.pcap.common import I64A, MAX_BLOCK, corrupt, truncated, u32_cols
 
 # Largest record tshark accepts in a pcap file (WTAP_MAX_PACKET_SIZE_STANDARD).
@@ -58,17 +59,12 @@ class PcapReader:
     def read(self) -> Trace:
         label, order, n = self.label, self.order, self.n
         if n < 24:
-            raise CaptureError(
-                f"{label}: pcap file header cut short ({n} of 24 bytes)",
-                f"{label}：pcap 文件头被截断（只有 {n} 字节，需要 24 字节）",
-            )
+            raise CaptureError("pcap.file", label=label, what=Msg("pcap.what.pcap_header_short", have=n))
         head = bytes(self.read_at(0, 24))
         major, minor, _zone, _sig, snaplen, network = struct.unpack_from(order + "HHiIII", head, 4)
         if major != 2:
-            raise CaptureError(
-                f"{label}: unsupported pcap version {major}.{minor} (only 2.x exists)",
-                f"{label}：不支持的 pcap 版本 {major}.{minor}（仅支持 2.x）",
-            )
+            raise CaptureError("pcap.file", label=label,
+                               what=Msg("pcap.what.pcap_version", major=major, minor=minor))
         linktype = network & 0xFFFF
         limit = max(MAX_PACKET, min(snaplen, MAX_BLOCK))
         builder = TableBuilder()
@@ -165,21 +161,9 @@ class PcapReader:
         """Why reading stopped at ``pos`` before the end of the file."""
         label, rec, n = self.label, self.rec, self.n
         if pos + rec > n:
-            return truncated(
-                label,
-                no,
-                pos,
-                f"record header has {n - pos} of {rec} bytes",
-                f"记录头只有 {n - pos}/{rec} 字节",
-            )
+            return truncated(label, no, pos, Msg("pcap.what.record_header_short", have=n - pos, need=rec))
         cl = struct.unpack_from(self.order + "I", self.read_at(pos + 8, 4))[0]
         if cl > limit:
-            return corrupt(
-                label,
-                no,
-                pos,
-                f"captured length {cl} exceeds the maximum {limit}",
-                f"捕获长度 {cl} 超过上限 {limit}",
-            )
+            return corrupt(label, no, pos, Msg("pcap.what.caplen_over_max", caplen=cl, limit=limit))
         have = n - pos - rec
-        return truncated(label, no, pos, f"{have} of {cl} data bytes present", f"数据只有 {have}/{cl} 字节")
+        return truncated(label, no, pos, Msg("pcap.what.data_short", have=have, caplen=cl))

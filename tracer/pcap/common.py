@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from tracer.core.decode import gather_bytes
 from tracer.core.model import TraceWarning
+from tracer.i18n import Msg, both
 
 # A pcapng block beyond this is treated as corrupt (tshark's limit is 16 MiB); a pcap
 # file's snaplen is capped there too.
@@ -46,31 +47,21 @@ class MappedCapture(mmap.mmap):
 
 
 
-def warning(code: str, en: str, zh: str, packet_no: int | None, offset: int | None) -> TraceWarning:
-    return TraceWarning(code=code, message=en, message_zh=zh, packet_no=packet_no, offset=offset)
+def warning(code: str, text: tuple[str, str], packet_no: int | None, offset: int | None) -> TraceWarning:
+    """A reader's warning; ``text`` is the (English, Chinese) pair of a catalogue key (``both``)."""
+    return TraceWarning(code=code, message=text[0], message_zh=text[1], packet_no=packet_no, offset=offset)
 
 
-def truncated(label: str, no: int, off: int, what_en: str, what_zh: str) -> TraceWarning:
-    return warning(
-        "truncated_file",
-        f"{label} is cut short: packet {no} at byte offset {off} is incomplete ({what_en}); "
-        f"loaded the {no - 1} packets before it",
-        f"{label} 文件被截断：第 {no} 个包（字节偏移 {off}）不完整（{what_zh}）；已载入之前的 {no - 1} 个包",
-        no,
-        off,
-    )
+def truncated(label: str, no: int, off: int, what: Msg) -> TraceWarning:
+    """Packet ``no`` at ``off`` is cut short; ``what`` says how (a ``pcap.what.*`` text)."""
+    text = both("pcap.truncated", label=label, no=no, off=off, what=what, before=no - 1)
+    return warning("truncated_file", text, no, off)
 
 
-def corrupt(label: str, no: int, off: int, what_en: str, what_zh: str) -> TraceWarning:
-    return warning(
-        "corrupt_record",
-        f"{label} has a corrupt record: packet {no} at byte offset {off}: {what_en}; "
-        f"loaded the {no - 1} packets before it and stopped there",
-        f"{label} 有损坏的记录：第 {no} 个包（字节偏移 {off}）：{what_zh}；"
-        f"已载入之前的 {no - 1} 个包并在此停止",
-        no,
-        off,
-    )
+def corrupt(label: str, no: int, off: int, what: Msg) -> TraceWarning:
+    """Packet ``no`` at ``off`` is corrupt; ``what`` says how (a ``pcap.what.*`` text)."""
+    text = both("pcap.corrupt", label=label, no=no, off=off, what=what, before=no - 1)
+    return warning("corrupt_record", text, no, off)
 
 
 def u32_cols(buf: npt.NDArray[np.uint8], offs: I64A, width: int, order: str) -> I64A:

@@ -19,6 +19,7 @@ from tracer.core.model import KernelSocketState, SocketCall, TraceMeta, TraceWar
 from tracer.core.table import PacketTable
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
+from tracer.i18n import Msg, both
 from tracer.pcap import tracer_block
 from tracer.pcap.common import I64A, MAX_BLOCK, U32A, BoolA, corrupt, truncated, u32_cols, warning
 
@@ -80,16 +81,14 @@ class PcapngReader:
                 continue
             if btype == SHB_TYPE:
                 if pos + 16 > end:
-                    stop = truncated(
-                        self.label, len(pk_pos) + 1, pos, "section header block is cut short", "段头块被截断"
-                    )
+                    stop = truncated(self.label, len(pk_pos) + 1, pos, Msg("pcap.what.shb_cut"))
                     break
                 try:
                     order = self._shb_order(pos)
-                except CaptureError as e:
-                    label = self.label
-                    en, zh = e.message.removeprefix(f"{label}: "), e.message_zh.removeprefix(f"{label}：")
-                    stop = corrupt(label, len(pk_pos) + 1, pos, en, zh)
+                except CaptureError as e:  # a later section's header: its "what" becomes the warning's
+                    what = e.params["what"]
+                    assert isinstance(what, Msg)
+                    stop = corrupt(self.label, len(pk_pos) + 1, pos, what)
                     break
                 u2 = struct.Struct(order + "II").unpack_from
                 blen = u2(data, pos)[1]
@@ -102,21 +101,13 @@ class PcapngReader:
         else:
             if pos < end:
                 have = end - pos
-                stop = truncated(
-                    self.label,
-                    len(pk_pos) + 1,
-                    pos,
-                    f"block header has {have} of 12 bytes",
-                    f"块头只有 {have}/12 字节",
-                )
+                what = Msg("pcap.what.block_header_short", have=have)
+                stop = truncated(self.label, len(pk_pos) + 1, pos, what)
         if stop is None and pos + 12 <= end:
             stop = self._check(pos, order, len(pk_pos) + 1)
         if stop is not None and stop.offset == 0:
             # Not even the first section header is readable: this is no capture.
-            raise CaptureError(
-                f"{self.label}: not a readable pcapng file: its section header block is cut short or corrupt",
-                f"{self.label}：不是可读的 pcapng 文件：段头块被截断或已损坏",
-            )
+            raise CaptureError("pcap.file", label=self.label, what=Msg("pcap.what.first_shb_bad"))
         return self._finish(stop)
 
     def _check(self, pos: int, order: str, no: int) -> TraceWarning | None:
@@ -124,47 +115,29 @@ class PcapngReader:
         data, label, n = self.data, self.label, self.n
         btype, blen = struct.unpack_from(order + "II", data, pos)
         if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-            return corrupt(label, no, pos, f"block length {blen} is invalid", f"块长度 {blen} 无效")
+            return corrupt(label, no, pos, Msg("pcap.what.block_length", blen=blen))
         if pos + blen > n:
             have = n - pos
-            return truncated(
-                label,
-                no,
-                pos,
-                f"block needs {blen} bytes, {have} present",
-                f"块需要 {blen} 字节，只有 {have} 字节",
-            )
+            return truncated(label, no, pos, Msg("pcap.what.block_short", blen=blen, have=have))
         if struct.unpack_from(order + "I", data, pos + blen - 4)[0] != blen:
-            return corrupt(
-                label, no, pos, "block trailer length does not match its header", "块尾长度与块头不一致"
-            )
+            return corrupt(label, no, pos, Msg("pcap.what.trailer_mismatch"))
         n_local = len(self.ifaces) - (self.sections[-1][2] if self.sections else 0)
         if btype in (6, 2):
             if blen < 32:
-                return corrupt(label, no, pos, "packet block too short", "数据包块太短")
+                return corrupt(label, no, pos, Msg("pcap.what.epb_short"))
             ifid = struct.unpack_from(order + ("I" if btype == 6 else "H"), data, pos + 8)[0]
             cl = struct.unpack_from(order + "I", data, pos + 20)[0]
             if cl > blen - 32:
-                return corrupt(
-                    label,
-                    no,
-                    pos,
-                    f"captured length {cl} exceeds the block's {blen - 32} data bytes",
-                    f"捕获长度 {cl} 超过块中的 {blen - 32} 字节数据",
-                )
+                return corrupt(label, no, pos, Msg("pcap.what.caplen_over_block", caplen=cl, room=blen - 32))
             if ifid >= n_local:
-                return corrupt(
-                    label, no, pos, f"interface {ifid} was not described before", f"接口 {ifid} 未定义"
-                )
+                return corrupt(label, no, pos, Msg("pcap.what.unknown_interface", ifid=ifid))
         elif btype == 3:
             if blen < 16:
-                return corrupt(label, no, pos, "simple packet block too short", "简单数据包块太短")
+                return corrupt(label, no, pos, Msg("pcap.what.spb_short"))
             if n_local == 0:
-                return corrupt(
-                    label, no, pos, "simple packet block before any interface", "简单数据包块在任何接口之前"
-                )
+                return corrupt(label, no, pos, Msg("pcap.what.spb_no_interface"))
         elif btype == 1 and blen < 20:
-            return corrupt(label, no, pos, "interface block too short", "接口块太短")
+            return corrupt(label, no, pos, Msg("pcap.what.idb_short"))
         return None
 
     def _other(self, pos: int, btype: int, blen: int, order: str) -> None:
@@ -208,26 +181,18 @@ class PcapngReader:
     def _shb_order(self, pos: int) -> str:
         data, label, n = self.data, self.label, self.n
         if pos + 16 > n:
-            raise CaptureError(
-                f"{label}: pcapng section header cut short ({n - pos} of 28 bytes)",
-                f"{label}：pcapng 段头被截断（只有 {n - pos} 字节）",
-            )
+            raise CaptureError("pcap.file", label=label, what=Msg("pcap.what.shb_header_short", have=n - pos))
         bom = bytes(data[pos + 8 : pos + 12])
         if bom == b"\x4d\x3c\x2b\x1a":
             order = "<"
         elif bom == b"\x1a\x2b\x3c\x4d":
             order = ">"
         else:
-            raise CaptureError(
-                f"{label}: pcapng section header has a bad byte-order magic",
-                f"{label}：pcapng 段头的字节序标记错误",
-            )
+            raise CaptureError("pcap.file", label=label, what=Msg("pcap.what.bad_bom"))
         major, minor = struct.unpack_from(order + "HH", data, pos + 12)
         if major != 1:
-            raise CaptureError(
-                f"{label}: unsupported pcapng version {major}.{minor}",
-                f"{label}：不支持的 pcapng 版本 {major}.{minor}",
-            )
+            raise CaptureError("pcap.file", label=label,
+                               what=Msg("pcap.what.pcapng_version", major=major, minor=minor))
         return order
 
     def _custom(self, pos: int, end: int, order: str) -> None:
@@ -240,13 +205,8 @@ class PcapngReader:
             self.payloads.append((pos, tracer_block.decode(bytes(self.data[pos + 12 : end - 4]))))
         except (ValueError, UnicodeDecodeError) as e:
             self.warnings.append(
-                warning(
-                    "bad_tracer_block",
-                    f"{self.label}: tracer block at byte offset {pos} is unreadable ({e}); ignored it",
-                    f"{self.label}：字节偏移 {pos} 处的 tracer 块无法解析（{e}）；已忽略",
-                    None,
-                    pos,
-                )
+                warning("bad_tracer_block", both("pcap.bad_tracer_block", label=self.label, off=pos, why=e),
+                        None, pos)
             )
 
     # --- packets as arrays -----------------------------------------------------------------
@@ -306,9 +266,8 @@ class PcapngReader:
             self.if_pos = self.if_pos[: len(self.ifaces)]
             self.sections = [s for s in self.sections if s[0] < p]
             order = self.sections[-1][1]
-            stop = self._check(p, order, k + 1) or corrupt(
-                self.label, k + 1, p, "invalid packet block", "无效的数据包块"
-            )
+            invalid = Msg("pcap.what.invalid_packet_block")
+            stop = self._check(p, order, k + 1) or corrupt(self.label, k + 1, p, invalid)
             pos, kind, ifid, head, big, base, simple = (
                 pos[:k],
                 kind[:k],
@@ -338,13 +297,8 @@ class PcapngReader:
             if self.ts_overflow.any():
                 rows = full[self.ts_overflow]
                 first = int(rows[0]) + 1
-                self.warnings.append(warning(
-                    "timestamp_out_of_range",
-                    f"{rows.size} packets have timestamps past the year 2262 that do not fit in 64-bit "
-                    f"nanoseconds (first: packet {first}); their times are shown wrapped",
-                    f"{rows.size} 个包的时间戳超过 2262 年，无法用 64 位纳秒表示（第一个：第 {first} 个包）；"
-                    "其时间显示有误",
-                    first, None))
+                text = both("pcap.timestamp_out_of_range", count=rows.size, first=first)
+                self.warnings.append(warning("timestamp_out_of_range", text, first, None))
         sp = np.flatnonzero(simple)
         if sp.size:
             # SPB: original length at +8, data at +12, captured = min(len, room, snaplen).

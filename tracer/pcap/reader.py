@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
+from tracer.i18n import Msg
 from tracer.pcap.classic import MAGICS, PcapReader, Progress
 from tracer.pcap.common import MappedCapture
 from tracer.pcap.pcapng import SHB_TYPE, PcapngReader
@@ -27,10 +28,10 @@ from tracer.pcap.pcapng import SHB_TYPE, PcapngReader
 __all__ = ["MappedCapture", "Progress", "read_bytes", "read_capture", "read_capture_head"]
 
 _KNOWN_NOT_CAPTURES = {
-    b"\x1f\x8b": ("a gzip-compressed file; decompress it first", "gzip 压缩文件，请先解压"),
-    b"PK": ("a zip archive", "zip 压缩包"),
-    b"\xfd7zXZ": ("an xz-compressed file; decompress it first", "xz 压缩文件，请先解压"),
-    b"\x28\xb5\x2f\xfd": ("a zstd-compressed file; decompress it first", "zstd 压缩文件，请先解压"),
+    b"\x1f\x8b": Msg("pcap.what.gzip"),
+    b"PK": Msg("pcap.what.zip"),
+    b"\xfd7zXZ": Msg("pcap.what.xz"),
+    b"\x28\xb5\x2f\xfd": Msg("pcap.what.zstd"),
 }
 
 
@@ -67,20 +68,17 @@ def read_capture(path: str | os.PathLike[str], progress: Progress | None = None)
                 return trace
             return replace(trace, packets=replace(trace.packets, data=frames))
     except FileNotFoundError:
-        raise CaptureError(f"{name}: no such file", f"{name}：文件不存在") from None
+        raise CaptureError("pcap.file", label=name, what=Msg("pcap.what.no_file")) from None
     except IsADirectoryError:
-        raise CaptureError(
-            f"{name}: is a directory, not a capture file", f"{name}：是目录，不是抓包文件"
-        ) from None
+        raise CaptureError("pcap.file", label=name, what=Msg("pcap.what.directory")) from None
     except PermissionError:
-        raise CaptureError(f"{name}: permission denied", f"{name}：没有读取权限") from None
+        raise CaptureError("pcap.file", label=name, what=Msg("pcap.what.permission")) from None
     except MemoryError:
-        raise CaptureError(
-            f"{name}: too large to load into memory", f"{name}：文件太大，无法载入内存"
-        ) from None
+        raise CaptureError("pcap.file", label=name, what=Msg("pcap.what.too_large")) from None
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
-        raise CaptureError(f"{name}: cannot read: {reason}", f"{name}：无法读取：{reason}") from None
+        what = Msg("pcap.what.cannot_read", reason=reason)
+        raise CaptureError("pcap.file", label=name, what=what) from None
 
 
 def read_capture_head(path: str | os.PathLike[str], max_bytes: int) -> Trace | None:
@@ -108,7 +106,7 @@ def read_bytes(data: bytes | memoryview, source: str = "") -> Trace:
     label = source or "capture"
     n = len(data)
     if n == 0:
-        raise CaptureError(f"{label}: file is empty", f"{label}：文件为空")
+        raise CaptureError("pcap.file", label=label, what=Msg("pcap.what.empty"))
     head = bytes(data[:4])
     if head in MAGICS:
         view = memoryview(data).cast("B")
@@ -119,11 +117,8 @@ def read_bytes(data: bytes | memoryview, source: str = "") -> Trace:
         return PcapReader(read_at, n, data, label, source, head).read()
     if n >= 4 and int.from_bytes(head, "little") == SHB_TYPE:
         return PcapngReader(data, label, source).read()
-    for magic, (what, what_zh) in _KNOWN_NOT_CAPTURES.items():
+    for magic, what in _KNOWN_NOT_CAPTURES.items():
         if head.startswith(magic):
-            raise CaptureError(f"{label}: not a capture file: {what}", f"{label}：不是抓包文件：{what_zh}")
+            raise CaptureError("pcap.file", label=label, what=Msg("pcap.what.not_capture", what=what))
     hexs = " ".join(f"{b:02x}" for b in head)
-    raise CaptureError(
-        f"{label}: not a pcap or pcapng file (starts with {hexs})",
-        f"{label}：不是 pcap 或 pcapng 文件（开头字节为 {hexs}）",
-    )
+    raise CaptureError("pcap.file", label=label, what=Msg("pcap.what.unknown_magic", hexs=hexs))

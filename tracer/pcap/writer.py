@@ -34,6 +34,7 @@ from tracer.core.model import CauseBy, Side, endpoint_str
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError
+from tracer.i18n import Words
 from tracer.i18n.explain import template
 from tracer.pcap import tracer_block
 
@@ -188,13 +189,9 @@ def _original_comments(trace: Trace) -> dict[int, str]:
     return out
 
 
-_SIDE_LABEL: dict[int, tuple[str, str]] = {
-    Side.CLIENT: ("client", "客户端"),
-    Side.SERVER: ("server", "服务器"),
-}
-_KERNEL_LABEL = ("kernel", "内核")
-_UNKNOWN_LABEL = ("cause unknown", "原因未知")
-_INFERRED_LABEL = ("inferred", "推断")
+# The words of a cause comment's head, "[client kernel · inferred]".
+_WORDS = Words("pcap.comment.")
+_SIDE_WORD: dict[int, str] = {Side.CLIENT: "client", Side.SERVER: "server"}
 
 
 class _CauseComments:
@@ -213,19 +210,19 @@ class _CauseComments:
         self.endpoints: dict[tuple[int, int], str] = {}
 
     def _head(self, by: int, side: int, call: int, inferred: bool) -> str:
-        zh = self.zh
-        who = _SIDE_LABEL.get(side, ("", ""))[zh]
+        zh, w = self.zh, _WORDS[self.lang]
+        who = w[_SIDE_WORD[side]] if side in _SIDE_WORD else ""
         if by == CauseBy.CALL and 0 < call < len(CALL_NAMES):
             what = f"{CALL_NAMES[call]}()"
         elif by == CauseBy.KERNEL:
-            what = _KERNEL_LABEL[zh]
+            what = w["kernel"]
         else:
-            what = _UNKNOWN_LABEL[zh]
+            what = w["unknown"]
         # "client kernel", but "客户端内核": Chinese puts no space between words.
         sep = "" if zh and by == CauseBy.KERNEL else " "
         text = f"{who}{sep}{what}" if who else what
         if inferred and by != CauseBy.UNKNOWN:
-            text += f" · {_INFERRED_LABEL[zh]}"
+            text += f" · {w['inferred']}"
         return f"[{text}]"
 
     def _template(self, reason: int, side: int) -> str:
@@ -321,10 +318,7 @@ def _epb_chunk(
     hi = int((offs + caplen).max())
     chunk = t.data[lo:hi]
     if len(chunk) < hi - lo:
-        raise CaptureError(
-            "the capture file changed while tracer was using it (it is now shorter); read it again",
-            "捕获文件在使用过程中被修改（变短了）；请重新读取",
-        )
+        raise CaptureError("pcap.changed_while_used")
     src = memoryview(chunk).cast("B")
     # Per-packet option lists (b"" for none): every packet with a cause comment,
     # else only those with an original comment.
@@ -476,4 +470,4 @@ def write_pcapng(
 
 def _write_error(path: str, e: OSError) -> CaptureError:
     reason = e.strerror or str(e)
-    return CaptureError(f"cannot write {path}: {reason}", f"无法写入 {path}：{reason}")
+    return CaptureError("pcap.cannot_write", path=path, reason=reason)
