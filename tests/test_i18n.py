@@ -355,5 +355,5 @@ def test_a_keyed_error_keeps_its_key_and_renders_each_language_on_one_line() -> 
     assert str(e) == e.message == e.text("en") == "a b.pcap: cannot read: Bad thing"
     assert e.message_zh == e.text("zh") == "a b.pcap：无法读取：Bad thing"
     assert e.text("xx") == e.message  # an unknown language gets English
-    pair = CaptureError("english", "中文")  # the pair form, until phase 3 converts its callers
-    assert pair.key is None and pair.text("zh") == "中文" and pair.text("en") == str(pair) == "english"
+    with pytest.raises(TypeError):  # every error is keyed: the (English, Chinese) pair form is gone
+        CaptureError("english", "中文")

@@ -329,14 +329,14 @@ def test_documented_exit_codes() -> None:
     # The documented contract (README/CLI): 0 ok, 1 internal, 2 input file, 3 usage,
     # 4 privileges, 5 missing tool, 6 check failed, 130 interrupted; each named in both languages.
     assert sorted(errors.EXIT_CODES) == [0, 1, 2, 3, 4, 5, 6, 130]
-    assert errors.CaptureError("a", "甲").exit_code == 2
-    assert errors.UsageError("a", "甲").exit_code == 3
-    assert errors.PrivilegeError("a", "甲").exit_code == 4
-    assert errors.MissingToolError("a", "甲").exit_code == 5
+    for cls, code in ((errors.CaptureError, 2), (errors.UsageError, 3), (errors.PrivilegeError, 4),
+                      (errors.MissingToolError, 5)):
+        assert cls("cli.cannot_read", path="a", why="b").exit_code == code
     for en, zh in errors.EXIT_CODES.values():
         assert en.isascii() and any("\u4e00" <= ch <= "\u9fff" for ch in zh)
-    e = errors.TracerError("two\nlines", "两\n行")
-    assert str(e) == "two lines" and e.message_zh == "两 行" and e.exit_code == 1
+    e = errors.TracerError("cli.cannot_read", path="two\nlines", why="b")
+    assert str(e) == "cannot read two lines: b" and e.message_zh == "无法读取 two lines：b"
+    assert e.exit_code == 1
 
 
 def test_timestamps_past_2262_are_reported_not_silently_wrapped() -> None:

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from tracer import __version__
 from tracer.errors import UsageError
-from tracer.i18n import LANGS, t
+from tracer.i18n import LANGS
 
 LESSON_FORMATS = ("svg", "mermaid", "packetdrill", "markdown")
 
@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises ``UsageError`` (exit 3) instead of exiting with 2."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see: {self.prog} --help)", t("cli.usage", "zh", msg=message))
+        raise UsageError("cli.usage", msg=message, prog=self.prog)
 
 
 def build_parser() -> argparse.ArgumentParser:

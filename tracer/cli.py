@@ -33,7 +33,7 @@ from tracer.errors import (
     TracerError,
     UsageError,
 )
-from tracer.i18n import both, lang_of, t
+from tracer.i18n import lang_of, t, warning_text
 from tracer.loading import load
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _argv_lang(argv: Sequence[str]) -> str:
 
 def _warn(trace: Trace, lang: str) -> None:
     for w in trace.warnings:
-        text = w.message_zh if lang == "zh" else w.message
+        text = warning_text(w, lang)
         print(t("cli.warning", lang, msg=" ".join(text.split())), file=sys.stderr, flush=True)
 
 
@@ -78,14 +78,14 @@ def _text_output(path: str) -> Iterator[TextIO]:
     try:
         f = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
     except OSError as e:
-        raise CaptureError(*both("cli.cannot_write", path=path, why=e.strerror or str(e))) from e
+        raise CaptureError("cli.cannot_write", path=path, why=e.strerror or str(e)) from e
     with f:
         yield f
 
 
 def _ladder_args(args: argparse.Namespace, lang: str) -> dict[str, object]:
     if args.stream is not None and args.stream < 0:
-        raise UsageError(*both("cli.bad_stream", value=args.stream))
+        raise UsageError("cli.bad_stream", value=args.stream)
     width = args.width
     if width is None:
         width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
@@ -153,7 +153,7 @@ def _lesson_mode(args: argparse.Namespace, lang: str) -> str:
     """"present", "quiz" or "" (the ladder); a lesson needs the interactive UI."""
     mode = "quiz" if getattr(args, "quiz", False) else "present" if getattr(args, "present", False) else ""
     if mode and _why_no_tui(args) is not None:
-        raise UsageError(*both("cli.lesson_needs_tui", flag=f"--{mode}"))
+        raise UsageError("cli.lesson_needs_tui", flag=f"--{mode}")
     return mode
 
 
@@ -176,7 +176,7 @@ def cmd_replay(args: argparse.Namespace, lang: str) -> int:
 def cmd_export(args: argparse.Namespace, lang: str) -> int:
     opts = _ladder_args(args, lang)
     if args.format == "pcapng" and args.output == "-" and sys.stdout.isatty():
-        raise UsageError(*both("cli.pcapng_tty"))
+        raise UsageError("cli.pcapng_tty")
     trace, analysis = load(args.file)
     _warn(trace, lang)
     if args.format == "json":
@@ -214,7 +214,7 @@ def _lesson_export(args: argparse.Namespace, trace: Trace, analysis: Analysis, l
 
     if args.stream is not None and not 0 <= args.stream < len(analysis.tcp_streams):
         n = len(analysis.tcp_streams)
-        raise UsageError(*both("cli.no_stream", path=args.file, n=n, value=args.stream))
+        raise UsageError("cli.no_stream", path=args.file, n=n, value=args.stream)
     lesson = build_lesson(trace, analysis, lang, stream=_tui_stream(args))
     if args.format == "svg":
         from tracer.export.svg import render_svg
@@ -236,7 +236,7 @@ def cmd_show(args: argparse.Namespace, lang: str) -> int:
     _warn(trace, lang)
     count = len(trace.packets)
     if not 1 <= args.no <= count:
-        raise UsageError(*both("cli.bad_packet", path=args.file, count=count, no=args.no))
+        raise UsageError("cli.bad_packet", path=args.file, count=count, no=args.no)
     out = _stdout_text()
     out.write("\n".join(render_detail(trace, analysis, args.no - 1, lang)) + "\n")
     out.flush()
@@ -250,7 +250,7 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
 
     opts = _ladder_args(args, lang)
     if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(*both("cli.bad_timeout", value=args.timeout))
+        raise UsageError("cli.bad_timeout", value=args.timeout)
     scenario = find_scenario(args.scenario)
     args.timeout = args.timeout if args.timeout is not None else scenario.timeout
     args.loopback = args.loopback or scenario.hosts == "loopback"
@@ -278,7 +278,7 @@ def _finish_text_run(res: RunResult, opts: dict[str, object], lang: str) -> int:
         return EXIT_INTERRUPTED
     _write_ladder(_stdout_text(), res.trace, res.analysis, opts)
     if res.error is not None:
-        text = res.error.message_zh if lang == "zh" else res.error.message
+        text = res.error.text(lang)
         print(t("cli.error", lang, msg=text), file=sys.stderr)
         return res.error.exit_code
     return 0
@@ -305,12 +305,11 @@ def _check_run(scenario: Scenario, args: argparse.Namespace, lang: str) -> int:
     from tracer.lab.session import signals_as_interrupt
 
     if not scenario.expect.strip():
-        raise UsageError(*both("cli.no_expect", name=scenario.name))
+        raise UsageError("cli.no_expect", name=scenario.name)
     try:
         lines = parse(scenario.expect)
     except ExpectError as e:
-        why = both("cli.bad_expect", name=scenario.name, why=str(e))
-        raise TracerError(*why, exit_code=EXIT_INPUT) from None
+        raise TracerError("cli.bad_expect", name=scenario.name, why=str(e), exit_code=EXIT_INPUT) from None
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
                            lang=lang, timeout=args.timeout)
@@ -326,7 +325,7 @@ def _check_run(scenario: Scenario, args: argparse.Namespace, lang: str) -> int:
         out.write("\n".join(result.report) + "\n")
     out.flush()
     if res.error is not None:
-        text = res.error.message_zh if lang == "zh" else res.error.message
+        text = res.error.text(lang)
         print(t("cli.error", lang, msg=text), file=sys.stderr)
     return 0 if result.ok else EXIT_CHECK_FAILED
 
@@ -349,14 +348,14 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
 
     opts = _ladder_args(args, lang)
     if not args.timeout > 0:
-        raise UsageError(*both("cli.bad_timeout", value=args.timeout))
+        raise UsageError("cli.bad_timeout", value=args.timeout)
     if args.program and args.client is not None:
-        raise UsageError(*both("cli.trace_two_clients"))
+        raise UsageError("cli.trace_two_clients")
     client = args.client
     if args.program:  # one word: a command line; several: quoted word by word
         client = args.program[0] if len(args.program) == 1 else shlex.join(args.program)
     if not client:
-        raise UsageError(*both("cli.trace_no_client"))
+        raise UsageError("cli.trace_no_client")
     if _use_tui(args, lang):
         import functools
 
@@ -436,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args, lang)
         return cmd_export(args, lang)
     except TracerError as e:
-        text = e.message_zh if lang == "zh" else e.message
+        text = e.text(lang)
         print(t("cli.error", lang, msg=text), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

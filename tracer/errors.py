@@ -43,22 +43,15 @@ def _one_line(text: str) -> str:
 
 
 class TracerError(Exception):
-    """A failure explained to the user; ``str(err)`` is the English message.
-
-    ``TracerError(key, **params)`` (keyed) or ``TracerError(message, message_zh)``
-    (the pair form, until phase 3 of issue 11 converts its last callers).
-    """
+    """A failure explained to the user: a catalogue key and its parameters
+    (``UsageError("cli.bad_stream", value=v)``); ``str(err)`` is the English message."""
 
     exit_code: int = EXIT_INTERNAL
 
-    def __init__(self, key_or_message: str, message_zh: str | None = None, /, *,
-                 exit_code: int | None = None, **params: object) -> None:
-        self.key: str | None = None if message_zh is not None else key_or_message
+    def __init__(self, key: str, /, *, exit_code: int | None = None, **params: object) -> None:
+        self.key = key
         self.params = params
-        if message_zh is None:
-            message, message_zh = both(key_or_message, **params)
-        else:
-            message = key_or_message
+        message, message_zh = both(key, **params)
         self.message = _one_line(message)
         self.message_zh = _one_line(message_zh)
         if exit_code is not None:
@@ -67,9 +60,7 @@ class TracerError(Exception):
 
     def text(self, lang: str) -> str:
         """The one-line message in ``lang`` (English for an unknown language)."""
-        if self.key is not None:
-            return _one_line(t(self.key, lang, **self.params))
-        return self.message_zh if lang == "zh" else self.message
+        return _one_line(t(self.key, lang, **self.params))
 
 
 class CaptureError(TracerError):

@@ -8,7 +8,6 @@ from pathlib import Path
 from tracer.core.analysis import Analysis
 from tracer.core.trace import Trace
 from tracer.errors import CaptureError, TracerError
-from tracer.i18n import both
 
 
 def load(path: str) -> tuple[Trace, Analysis]:
@@ -23,5 +22,5 @@ def load(path: str) -> tuple[Trace, Analysis]:
         raise
     except OSError as e:
         why = e.strerror or str(e)
-        raise CaptureError(*both("cli.cannot_read", path=path, why=why)) from e
+        raise CaptureError("cli.cannot_read", path=path, why=why) from e
     return trace, analyze(trace)

@@ -36,7 +36,7 @@ from textual_serve.server import Server
 import tracer
 from tracer.arguments import build_parser
 from tracer.errors import PrivilegeError, UsageError
-from tracer.i18n import both, t
+from tracer.i18n import t
 from tracer.loading import load
 
 DEFAULT_HOST = "127.0.0.1"
@@ -66,10 +66,10 @@ def resolve_target(args: argparse.Namespace, lang: str) -> Target:
     words = list(args.target)
     if not words:
         if not DEFAULT_CAPTURE.is_file():
-            raise UsageError(*both("serve.no_capture", path=DEFAULT_CAPTURE))
+            raise UsageError("serve.no_capture", path=DEFAULT_CAPTURE)
         words = ["replay", str(DEFAULT_CAPTURE)]
     if words[0] not in ("run", "replay"):
-        raise UsageError(*both("serve.bad_target", word=words[0]))
+        raise UsageError("serve.bad_target", word=words[0])
     ns, rest = build_parser().parse_known_args(words)
     if rest:  # serve's own options written after the target: --port, --host, ...
         _late_options(args, rest)
@@ -77,7 +77,7 @@ def resolve_target(args: argparse.Namespace, lang: str) -> Target:
     for opt, used in (("--no-tui", ns.no_tui), ("--check", getattr(ns, "check", False)),
                       ("--out", getattr(ns, "out", None))):
         if used:
-            raise UsageError(*both("serve.not_served", opt=opt))
+            raise UsageError("serve.not_served", opt=opt)
     if ns.command == "replay":
         _check_capture(ns.file)
         given, path, title = ns.file, str(Path(ns.file).resolve()), Path(ns.file).name
@@ -104,7 +104,7 @@ def _late_options(args: argparse.Namespace, rest: list[str]) -> None:
     """Merge serve's options found after the target into ``args`` (serve's parser decides)."""
     late = build_parser().parse_args(["serve", *rest])
     if late.target:
-        raise UsageError(*both("serve.bad_target", word=late.target[0]))
+        raise UsageError("serve.bad_target", word=late.target[0])
     defaults = build_parser().parse_args(["serve"])
     for key, value in vars(late).items():
         if value != getattr(defaults, key, None):
@@ -123,11 +123,11 @@ def check_port(host: str, port: int) -> None:
     """Raise the one-line error if ``host:port`` cannot be listened on (binds and lets go,
     with SO_REUSEADDR as aiohttp does: a connection in TIME-WAIT is no conflict)."""
     if not 1 <= port <= 65535:
-        raise UsageError(*both("serve.bad_port", port=port))
+        raise UsageError("serve.bad_port", port=port)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise UsageError(*both("serve.bad_host", host=host, why=e.strerror)) from None
+        raise UsageError("serve.bad_host", host=host, why=e.strerror) from None
     for family, kind, proto, _name, addr in infos:
         with socket.socket(family, kind, proto) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -141,10 +141,10 @@ def bind_error(e: OSError, host: str, port: int) -> UsageError | PrivilegeError:
     """The error to show when listening on ``host:port`` failed with ``e``."""
     other = port + 1 if port < 65535 else DEFAULT_PORT
     if e.errno == errno.EADDRINUSE:
-        return UsageError(*both("serve.port_busy", host=host, port=port, other=other))
+        return UsageError("serve.port_busy", host=host, port=port, other=other)
     if e.errno == errno.EACCES:
-        return PrivilegeError(*both("serve.port_root", port=port, other=DEFAULT_PORT))
-    return UsageError(*both("serve.bad_host", host=host, why=e.strerror or e))
+        return PrivilegeError("serve.port_root", port=port, other=DEFAULT_PORT)
+    return UsageError("serve.bad_host", host=host, why=e.strerror or e)
 
 
 def _is_loopback(host: str) -> bool:

@@ -43,7 +43,7 @@ from tracer.core.model import ACK, PROTO_TCP, PROTO_UDP, AnalysisFlag, CauseBy, 
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.errors import UsageError
-from tracer.i18n import Words, both
+from tracer.i18n import Words
 from tracer.i18n.explain import label as reason_words
 from tracer.ladder.labels import flag_names
 from tracer.ladder.streams import call_streams, caused_streams, lanes_of
@@ -192,13 +192,13 @@ def _pick_stream(trace: Trace, a: Analysis, stream: int | None) -> StreamInfo:
     if stream is not None:
         if 0 <= stream < len(a.tcp_streams):
             return a.tcp_streams[stream]
-        raise UsageError(*both("packetdrill.no_stream", what=what, proto="TCP", index=stream,
-                               count=len(a.tcp_streams)))
+        raise UsageError("packetdrill.no_stream", what=what, proto="TCP", index=stream,
+                               count=len(a.tcp_streams))
     if a.tcp_streams:
         return a.tcp_streams[0]
     if a.udp_streams:
         return a.udp_streams[0]
-    raise UsageError(*both("packetdrill.nothing", what=what))
+    raise UsageError("packetdrill.nothing", what=what)
 
 
 def _stream_rows(trace: Trace, a: Analysis, key: tuple[int, int]) -> list[int]:

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 
+from tracer.core.model import TraceWarning
 from tracer.i18n.po import parse
 
 # The languages the user can choose (``--lang``) -> the catalogue's locale directory.
@@ -84,6 +85,13 @@ class Msg:
 def both(key: str, **params: object) -> tuple[str, str]:
     """(English, Chinese) texts of ``key``."""
     return t(key, "en", **params), t(key, "zh", **params)
+
+
+def warning_text(w: TraceWarning, lang: str) -> str:
+    """A trace warning's one line in ``lang``.  Warnings carry their texts (rendered with
+    ``both`` where they are made, and stored so in tracer's pcapng block): Chinese for
+    ``zh``, English otherwise."""
+    return " ".join((w.message_zh if lang_of(lang) == "zh" else w.message).split())
 
 
 @cache

@@ -33,6 +33,7 @@ from tracer.core.model import (
 )
 from tracer.core.reasons import CALL_NAMES
 from tracer.core.trace import Trace
+from tracer.i18n import warning_text
 from tracer.i18n.explain import state_name
 from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets
 from tracer.ladder.filter import Filter
@@ -244,7 +245,7 @@ class LadderModel:
                          left_app=short if on_left else "", right_app="" if on_left else short,
                          side=c.side, error=call_error(c) is not None)
         w = self.warnings[ref]
-        msg = " ".join((w.message_zh if lang == "zh" else w.message).split())
+        msg = warning_text(w, lang)
         return Cells(KIND_WARNING, "", time if w.t_ns is not None else "", "", 0,
                      lab["warning"].format(msg=msg), error=True)
 

@@ -38,7 +38,7 @@ from tracer.core.model import (
 )
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
-from tracer.i18n import lang_of
+from tracer.i18n import lang_of, warning_text
 from tracer.i18n.explain import state_name, template
 from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets, waited_text
 from tracer.ladder.labels import LABELS, flag_names, other_frame_text, reason_words, tcp_label
@@ -184,7 +184,7 @@ def _place_warnings(
     placed: dict[int, list[str]] = {}
     timed: list[tuple[int, str]] = []
     for w in trace.warnings:
-        msg = lab["warning"].format(msg=" ".join((w.message_zh if lang == "zh" else w.message).split()))
+        msg = lab["warning"].format(msg=warning_text(w, lang))
         if w.t_ns is not None:
             timed.append((w.t_ns, msg))
         else:

@@ -18,7 +18,7 @@ from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP, AnalysisFlag, CauseBy, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
-from tracer.i18n import lang_of
+from tracer.i18n import lang_of, warning_text
 from tracer.i18n.calls import explain_call
 from tracer.i18n.explain import label as reason_words
 from tracer.i18n.explain import state_name
@@ -161,7 +161,7 @@ def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str
                     source_code=c.source.code if c.source and c.source.code else "", **common)  # type: ignore[arg-type]
     if kind != KIND_PACKET:
         w = model.warnings[ref]
-        msg = " ".join((w.message_zh if lang == "zh" else w.message).split())
+        msg = warning_text(w, lang)
         return Step(kind="warning", packet=None, direction=0, actor="", label=msg, flags="", payload_len=0,
                     call="", by="unknown", inferred=False, reason="warning", cause="", sentence=msg,
                     analysis=(), **common)  # type: ignore[arg-type]

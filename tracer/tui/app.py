@@ -275,7 +275,7 @@ class TracerApp(App[int]):
     def _load_failed(self, e: TracerError) -> None:
         self.loading = False
         self.query_one("#progress", ProgressBar).display = False
-        self.message = e.message_zh if self.lang == "zh" else e.message
+        self.message = e.text(self.lang)
         self._refresh_chrome()
 
     # --- live runs ------------------------------------------------------------------------
@@ -343,7 +343,7 @@ class TracerApp(App[int]):
             self.notify((w["live_interrupted"] if interrupted else w["live_done"]).format(path=path),
                         timeout=8)
         if error is not None:
-            text = error.message_zh if self.lang == "zh" else error.message
+            text = error.text(self.lang)
             self.message = (self.message + " · " if self.message else "") + w["live_failed"].format(msg=text)
         self._refresh_chrome()
         self._feed_presenter()

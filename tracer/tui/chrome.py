@@ -16,6 +16,7 @@ from rich.text import Text
 from tracer.core.analysis import Analysis
 from tracer.core.model import PROTO_TCP
 from tracer.core.trace import Trace
+from tracer.i18n import warning_text
 from tracer.ladder.filter import Filter
 from tracer.tui.text import KEYS, words
 
@@ -99,7 +100,7 @@ def warning_line(v: View) -> Text | None:
     if v.rows == 0 and not v.filter.empty:
         return Text(w["filter_none"].format(expr=v.filter.expr), style="bold")
     if ws:
-        first = " ".join((ws[0].message_zh if v.lang == "zh" else ws[0].message).split())
+        first = warning_text(ws[0], v.lang)
         return Text("⚠ " + w["warnings"].format(n=len(ws), first=first), style="bold")
     return None
 

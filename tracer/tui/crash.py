@@ -23,7 +23,6 @@ from pathlib import Path
 
 from tracer import __version__
 from tracer.errors import EXIT_INTERNAL, TracerError
-from tracer.i18n import both
 
 DETAIL_MAX = 200  # characters of the error's own text on the one line; the report has it all
 
@@ -71,7 +70,5 @@ def ui_crash(error: BaseException) -> TracerError:
     if len(detail) > DETAIL_MAX:
         detail = detail[:DETAIL_MAX - 1] + "…"
     if path is not None:
-        en, zh = both("tui.crashed", error=detail, path=path)
-    else:
-        en, zh = both("tui.crashed_unsaved", error=detail, why=why)
-    return TracerError(en, zh, exit_code=EXIT_INTERNAL)
+        return TracerError("tui.crashed", error=detail, path=path, exit_code=EXIT_INTERNAL)
+    return TracerError("tui.crashed_unsaved", error=detail, why=why, exit_code=EXIT_INTERNAL)

@@ -18,6 +18,7 @@ from textual.widgets import Static, Tree
 
 from tracer.core.model import CauseBy, Side, SocketCall, TcpState
 from tracer.core.reasons import CALL_NAMES, REASONS
+from tracer.i18n import warning_text
 from tracer.i18n.explain import label, state_name
 from tracer.ladder.calls import call_error, call_text
 from tracer.ladder.labels import packet_explanation
@@ -73,7 +74,7 @@ class DetailPane(VerticalScroll):
         else:
             w_ = model.warnings[ref]
             tree.root.set_label(w_.code)
-            tree.root.add_leaf(w_.message_zh if lang == "zh" else w_.message)
+            tree.root.add_leaf(warning_text(w_, lang))
             hexs.update("")
         tree.root.expand_all()
 
@@ -155,7 +156,7 @@ class ExplainPane(VerticalScroll):
                 why.append(f"{c.source.code}\n", style="italic")
         else:
             wn = model.warnings[ref]
-            why.append((wn.message_zh if lang == "zh" else wn.message) + "\n", style="bold red")
+            why.append(warning_text(wn, lang) + "\n", style="bold red")
         states = model.states_at(row)
         diagram = Text()
         if states is None:
