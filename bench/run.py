@@ -53,7 +53,7 @@ ANALYSIS_CODE = """
 import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from tracer.core.analyze import analyze
+from tracer.core.pipeline import analyze
 from tracer.pcap.reader import read_capture
 t1 = time.perf_counter()
 trace = read_capture(Path(sys.argv[1]))

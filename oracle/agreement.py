@@ -14,9 +14,9 @@ import numpy as np
 
 from oracle.tshark import differs, tshark_fields
 from tracer.core.model import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, AnalysisFlag
+from tracer.core.seq_analysis import TcpAnalysisColumns, analyze_tcp
 from tracer.core.streams import StreamColumns, assign_streams
 from tracer.core.table import PacketTable
-from tracer.core.tcp_analysis import TcpAnalysisColumns, analyse_tcp
 from tracer.pcap.reader import read_capture
 
 # tshark field -> the AnalysisFlag whose presence it means.  tshark adds the generic
@@ -115,7 +115,7 @@ def compare(path: Path) -> dict[str, tuple[int, int, list[int]]]:
     t = read_capture(path).packets
     assert len(rows) == len(t), f"{path.name}: tshark {len(rows)} frames, tracer {len(t)}"
     s = assign_streams(t)
-    a = analyse_tcp(t, s)
+    a = analyze_tcp(t, s)
     icmp = (t.proto == PROTO_ICMP) | (t.proto == PROTO_ICMPV6)
     in_tunnel = [tunnelled(row[0]) for row in rows]
     out: dict[str, tuple[int, int, list[int]]] = {}

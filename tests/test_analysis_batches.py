@@ -1,6 +1,6 @@
 """The analysis in small batches and slices gives exactly what one batch gives.
 
-The corpus files are small enough to fit one batch of ``tcp_analysis`` and one slice
+The corpus files are small enough to fit one batch of ``seq_analysis`` and one slice
 of ``tcp_states``; shrinking both makes every batch and slice boundary fall inside
 real captures (streams cut between batches, long streams alone in a batch).
 """
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import corpus_files
-from tracer.core import tcp_analysis, tcp_states
-from tracer.core.analyze import analyze
+from tracer.core import seq_analysis, tcp_states
+from tracer.core.pipeline import analyze
 from tracer.pcap.reader import read_capture
 
 FILES = [p for p in corpus_files() if "tcp" in p.name or "http" in p.name or "whois" in p.name]
@@ -24,7 +24,7 @@ FILES = [p for p in corpus_files() if "tcp" in p.name or "http" in p.name or "wh
 def test_small_batches_change_nothing(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trace = read_capture(path)
     whole = analyze(trace)
-    monkeypatch.setattr(tcp_analysis, "_BATCH_ROWS", 8)
+    monkeypatch.setattr(seq_analysis, "_BATCH_ROWS", 8)
     monkeypatch.setattr(tcp_states, "_SLICE", 5)
     small = analyze(trace)
     for name in ("stream", "direction", "rel_seq", "rel_ack", "flags", "state_a", "state_b",

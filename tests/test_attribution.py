@@ -21,12 +21,12 @@ from helpers.kernel import (
     simultaneous_open,
 )
 from tracer.core.analysis import Analysis
-from tracer.core.analyze import analyze
 from tracer.core.attribution import CauseColumns, cause_at, check_pack_fields, infer_causes
 from tracer.core.model import PROTO_TCP, Cause, CauseBy, Side
+from tracer.core.pipeline import analyze
 from tracer.core.reasons import CALL_NAMES, REASONS
+from tracer.core.seq_analysis import analyze_tcp
 from tracer.core.streams import assign_streams
-from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import track_states
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, Lab
 from tracer.pcap.reader import read_capture
@@ -40,7 +40,7 @@ def causes(path: Path) -> tuple[CauseColumns, Analysis]:
     tr = read_capture(path)
     t = tr.packets
     s = assign_streams(t)
-    a = analyse_tcp(t, s)
+    a = analyze_tcp(t, s)
     sa, sb = track_states(t, s, a)
     return infer_causes(t, s, a, sa, sb), analyze(tr)
 

@@ -26,11 +26,11 @@ import pytest
 
 from conftest import tshark_fields
 from tracer.core.analysis import Analysis
-from tracer.core.analyze import analyze
 from tracer.core.attribution import CauseColumns, attribute_calls, cause_at, infer_causes, link_errors
 from tracer.core.model import ACK, FIN, RST, SYN, CauseBy, Side, SocketCall
+from tracer.core.pipeline import analyze
+from tracer.core.seq_analysis import analyze_tcp
 from tracer.core.streams import assign_streams
-from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import track_states
 from tracer.core.trace import Trace
 from tracer.export.json_export import write_json
@@ -332,7 +332,7 @@ def test_udp_datagrams_and_refused_recv(run: Run) -> None:
 def test_without_calls_nothing_changes(run: Run) -> None:
     t = run.trace.packets
     s = assign_streams(t)
-    a = analyse_tcp(t, s, extras=False)
+    a = analyze_tcp(t, s, extras=False)
     sa, sb = track_states(t, s, a)
     causes = infer_causes(t, s, a, sa, sb)
     assert attribute_calls(t, s, a, causes, ()) is causes

@@ -20,8 +20,8 @@ import pytest
 
 from conftest import tshark_fields
 from tracer.core.analysis import Analysis
-from tracer.core.analyze import analyze
 from tracer.core.model import ACK, PROTO_TCP, RST, SYN, AnalysisFlag
+from tracer.core.pipeline import analyze
 from tracer.core.trace import Trace
 from tracer.errors import UsageError
 from tracer.lab import impair

@@ -16,8 +16,8 @@ import pytest
 import tracer.export.json_export as jx
 from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
 from tracer.core.analysis import Analysis
-from tracer.core.analyze import analyze
 from tracer.core.model import AnalysisFlag, Side, TcpState, flags_str
+from tracer.core.pipeline import analyze
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.export.json_export import write_json

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
-from tracer.core.analyze import analyze
+from tracer.core.pipeline import analyze
 from tracer.ladder.render import render_ladder
 from tracer.ladder.text import text_width
 from tracer.pcap.reader import read_capture

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import CORPUS
 from helpers.cli import BOOM, run_tracer
-from tracer.core.analyze import analyze
+from tracer.core.pipeline import analyze
 from tracer.ladder.render import render_ladder
 from tracer.pcap.reader import read_capture
 

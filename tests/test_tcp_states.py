@@ -25,13 +25,13 @@ from helpers.kernel import (
     simultaneous_open,
 )
 from tracer.core.analysis import Analysis
-from tracer.core.analyze import analyze
 from tracer.core.attribution import infer_causes
 from tracer.core.model import ACK, FIN, PROTO_TCP, PSH, RST, SYN, TcpState
+from tracer.core.pipeline import analyze
 from tracer.core.reasons import REASONS
+from tracer.core.seq_analysis import analyze_tcp
 from tracer.core.streams import assign_streams
 from tracer.core.table import COLUMNS, PacketTable
-from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import (
     _NOOP,
     TRANSITIONS,
@@ -229,7 +229,7 @@ def test_corpus_final_states_agree_with_tshark_completeness(path: Path) -> None:
     tr = read_capture(path)
     t = tr.packets
     s = assign_streams(t)
-    a = analyse_tcp(t, s)
+    a = analyze_tcp(t, s)
     sa, sb = track_states(t, s, a)
     ra, rb = track_states_reference(t, s, a)
     assert (sa == ra).all() and (sb == rb).all()
@@ -283,7 +283,7 @@ def test_event_matrix_is_the_twin_of_walk(path: Path) -> None:
     """
     t = read_capture(path).packets
     s = assign_streams(t)
-    m = control_marks(t, s, analyse_tcp(t, s))
+    m = control_marks(t, s, analyze_tcp(t, s))
     ref_a, ref_b, ref_pos = walk(m)
     init, passive = initial_states(m)
     pos = _event_positions(m)
@@ -315,13 +315,13 @@ def test_vectorised_walk_on_a_million_rows_matches_each_replica(name: str) -> No
     reps = 1_000_000 // len(t) + 1
     big = _replicate(t, reps)
     s = assign_streams(big)
-    a = analyse_tcp(big, s)
+    a = analyze_tcp(big, s)
     assert len(big) >= 1_000_000 and len(s.tcp_streams) == reps * len(assign_streams(t).tcp_streams)
     m = control_marks(big, s, a)
     sa, sb = track_states(big, s, a, marks=m)
     causes = infer_causes(big, s, a, sa, sb, marks=m)
     s1 = assign_streams(t)
-    a1 = analyse_tcp(t, s1)
+    a1 = analyze_tcp(t, s1)
     small_a, small_b = track_states(t, s1, a1)
     small_causes = infer_causes(t, s1, a1, small_a, small_b)
     assert (sa.reshape(reps, -1) == small_a).all() and (sb.reshape(reps, -1) == small_b).all()
@@ -451,7 +451,7 @@ def _table(pkts: list[tuple[int, int, int, int, int, int]]) -> PacketTable:
 def test_any_packet_sequence(pkts: list[tuple[int, int, int, int, int, int]]) -> None:
     t = _table(pkts)
     s = assign_streams(t)
-    a = analyse_tcp(t, s)
+    a = analyze_tcp(t, s)
     sa, sb = track_states(t, s, a)
     ra, rb = track_states_reference(t, s, a)  # the plain row-by-row walk agrees
     assert (sa == ra).all() and (sb == rb).all()

@@ -26,8 +26,8 @@ import pytest
 
 from conftest import ns_pids, tshark_fields
 from tracer.core.analysis import Analysis
-from tracer.core.analyze import analyze
 from tracer.core.model import SocketCall
+from tracer.core.pipeline import analyze
 from tracer.core.reasons import CALL_NAMES
 from tracer.core.trace import Trace
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MISSING_TOOL

@@ -34,10 +34,10 @@ from oracle.agreement import (
     tunnelled,
 )
 from tracer.core.model import PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP
+from tracer.core.seq_analysis import analyze_tcp, tcp_rows_by_stream
 from tracer.core.streams import assign_streams
 from tracer.core.table import COLUMNS, PacketTable
-from tracer.core.tcp_analysis import analyse_tcp, tcp_rows_by_stream
-from tracer.core.tcp_sequential import analyse_stream
+from tracer.core.tcp_sequential import analyze_stream
 from tracer.core.tcp_vector import vector_analysis
 from tracer.lab.netns import Lab
 from tracer.pcap.reader import read_capture
@@ -117,7 +117,7 @@ def test_exception_icmp_rows_have_no_relative_numbers(corpus: Path) -> None:
     path = next(p for p in corpus_files() if p.name == "dpkt__nb6-http.pcap")
     t = read_capture(path).packets
     s = assign_streams(t)
-    a = analyse_tcp(t, s)
+    a = analyze_tcp(t, s)
     icmp = np.flatnonzero((t.proto == PROTO_ICMP) | (t.proto == PROTO_ICMPV6))
     assert icmp.size and (a.rel_seq[icmp] == -1).all() and (a.rel_ack[icmp] == -1).all()
 
@@ -385,11 +385,11 @@ def test_real_kernel_capture_agrees_with_tshark(kernel_capture: Path) -> None:
 
 
 def _both_ways(t: PacketTable) -> tuple[int, int, int]:
-    """analyse_tcp (vectorised, patched where needed) against the per-packet rules run on
+    """analyze_tcp (vectorised, patched where needed) against the per-packet rules run on
     every stream from its first packet.  Returns how many streams were clean, patched
     from a bad row on, or fully re-run."""
     s = assign_streams(t)
-    a = analyse_tcp(t, s)
+    a = analyze_tcp(t, s)
     rows, starts = tcp_rows_by_stream(t, s)
     ends = np.append(starts[1:], rows.size)
     sid = np.repeat(np.arange(starts.size), ends - starts)
@@ -409,7 +409,7 @@ def _both_ways(t: PacketTable) -> tuple[int, int, int]:
         lo, hi = int(starts[j]), int(ends[j])
         out_f: list[int] = []
         out_d: list[int] = []
-        analyse_stream(*(c[lo:hi] for c in lists), out_f, out_d)
+        analyze_stream(*(c[lo:hi] for c in lists), out_f, out_d)
         assert out_f == a.flags[rows[lo:hi]].tolist(), j
         assert out_d == a.dup_ack_num[rows[lo:hi]].tolist(), j
     has_bad = np.bincount(sid[v.bad], minlength=starts.size) > 0
@@ -446,21 +446,21 @@ def test_vectorised_rules_on_real_kernel_capture(kernel_capture: Path) -> None:
         "tcpdump__whois.pcap",  # ~91k short connections: > 2**16 directions
     ],
 )
-def test_analyse_tcp_on_a_million_rows(corpus: Path, name: str) -> None:
+def test_analyze_tcp_on_a_million_rows(corpus: Path, name: str) -> None:
     t = read_capture(corpus / name).packets
     big = tiled(t, 1_000_000 // len(t) + 1)
     t0 = time.perf_counter()
     s = assign_streams(big)
     t1 = time.perf_counter()
-    a = analyse_tcp(big, s)
+    a = analyze_tcp(big, s)
     t2 = time.perf_counter()
     print(
         f"\n{name}: {len(big)} rows, {len(s.tcp_streams)} streams: "
-        f"assign_streams {t1 - t0:.2f} s, analyse_tcp {t2 - t1:.2f} s"
+        f"assign_streams {t1 - t0:.2f} s, analyze_tcp {t2 - t1:.2f} s"
     )
     # Every copy is the same connection on other endpoints: the results repeat per copy.
     # (How fast: bench/run.py times it; no wall-clock assertion here.)
-    one = analyse_tcp(t, assign_streams(t))
+    one = analyze_tcp(t, assign_streams(t))
     for col in ("flags", "dup_ack_num", "rel_seq", "rel_ack", "win_scaled"):
         assert (getattr(a, col).reshape(-1, len(t)) == getattr(one, col)).all(), col
 

@@ -14,8 +14,8 @@ from textual.widgets import Static, Tree
 from textual.worker import WorkerFailed
 
 from conftest import CAPTURES, tshark_fields
-from tracer.core.analyze import analyze
 from tracer.core.model import PROTO_TCP, Side
+from tracer.core.pipeline import analyze
 from tracer.core.reasons import REASONS
 from tracer.i18n.explain import explain
 from tracer.ladder.model import KIND_CALL, KIND_PACKET

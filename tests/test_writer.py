@@ -24,7 +24,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CORPUS, corpus_manifest
-from tracer.core.analyze import analyze
 from tracer.core.model import (
     KernelSocketState,
     SocketCall,
@@ -33,6 +32,7 @@ from tracer.core.model import (
     TraceWarning,
     endpoint_str,
 )
+from tracer.core.pipeline import analyze
 from tracer.core.reasons import REASONS
 from tracer.core.table import COLUMNS, PacketTable
 from tracer.core.trace import Trace

@@ -12,7 +12,7 @@ from tracer.errors import CaptureError, TracerError
 
 def load(path: str) -> tuple[Trace, Analysis]:
     """Read and analyse a capture file; every failure is a ``TracerError``."""
-    from tracer.core.analyze import analyze
+    from tracer.core.pipeline import analyze
     from tracer.pcap.reader import read_capture
 
     p = Path(path)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from tracer.core.analysis import Analysis
-from tracer.core.analyze import analyze
 from tracer.core.model import PROTO_TCP, TcpState
+from tracer.core.pipeline import analyze
 from tracer.core.trace import Trace
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, Host, Lab
 from tracer.pcap.reader import read_capture

@@ -1,6 +1,6 @@
 """The result of analysing a trace, column by column (one row per packet).
 
-Produced by ``tracer.core.analyze.analyze``; read by exporters and the UI.
+Produced by ``tracer.core.pipeline.analyze``; read by exporters and the UI.
 Codes in the int columns are the ``IntEnum`` values of ``tracer.core.model``
 (``TcpState``, ``CauseBy``, ``Side``), ``AnalysisFlag`` bits, and indices into
 ``tracer.core.reasons.REASONS`` / ``CALL_NAMES``.

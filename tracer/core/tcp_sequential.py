@@ -7,7 +7,7 @@ change together.  ``tests/test_tshark_agreement.py`` compares them
 
 This is a direct, readable statement of the rules of Wireshark's
 ``tcp_analyze_sequence_number`` and the parts of ``dissect_tcp`` around it
-(port reuse, window scaling, initial RTT).  ``tracer.core.tcp_analysis`` runs the
+(port reuse, window scaling, initial RTT).  ``tracer.core.seq_analysis`` runs the
 same rules vectorised and falls back to this module for the streams whose rows it
 cannot decide column-wise; the tests check that both agree, and both against tshark.
 
@@ -69,7 +69,7 @@ class FlowState:
     mru_syn: int = 0
 
 
-def analyse_stream(
+def analyze_stream(
     dirs: Sequence[int],
     flags: Sequence[int],
     seqs: Sequence[int],

@@ -65,7 +65,7 @@ from tracer.core.table import I8, I16, I32, I64, Bool, PacketTable
 
 
 class SeqColumns(Protocol):
-    """What this module needs of ``tcp_analysis.TcpAnalysisColumns``."""
+    """What this module needs of ``seq_analysis.TcpAnalysisColumns``."""
 
     @property
     def rel_seq(self) -> I64: ...

@@ -137,7 +137,7 @@ def poller(cancel: threading.Event | None, progress: Progress | None,
            so_far: Callable[[], Trace | None]) -> Callable[[], None]:
     """The ``poll`` of a run: raises ``KeyboardInterrupt`` once ``cancel`` is set, and
     hands ``progress`` the trace so far (``so_far()``), analysed, every ``PROGRESS_EVERY`` s."""
-    from tracer.core.analyze import analyze
+    from tracer.core.pipeline import analyze
 
     last = [0.0]
 
@@ -238,7 +238,7 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
     """Play ``programs`` in a fresh lab and save the attributed capture to ``path``
     (see the module docstring).  ``name`` names the lab's namespaces (``trc<name>``)
     and the scratch directory (``tracer-<name>-``)."""
-    from tracer.core.analyze import analyze
+    from tracer.core.pipeline import analyze
     from tracer.pcap.writer import write_pcapng
 
     path.parent.mkdir(parents=True, exist_ok=True)

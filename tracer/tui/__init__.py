@@ -45,7 +45,7 @@ def replay(path: str, lang: str = "en", *, stream: tuple[int, int] | None = None
            raw_seq: bool = False, present: str = "") -> None:
     """Open a capture file: a small one is read first; a big one shows its head at
     once and loads in a worker.  Errors reading the file raise before the UI starts."""
-    from tracer.core.analyze import analyze
+    from tracer.core.pipeline import analyze
     from tracer.pcap.reader import read_capture, read_capture_head
     from tracer.tui.app import TracerApp
 

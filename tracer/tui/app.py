@@ -233,7 +233,7 @@ class TracerApp(App[int]):
 
     @work(thread=True, exclusive=True, group="load")
     def load_full(self) -> None:
-        from tracer.core.analyze import analyze
+        from tracer.core.pipeline import analyze
         from tracer.pcap.reader import read_capture
 
         assert self.path is not None

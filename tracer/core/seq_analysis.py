@@ -1,6 +1,6 @@
 """Relative sequence numbers and tshark's TCP analysis flags for every TCP row.
 
-``analyse_tcp`` gives, per row, what ``tshark -2`` prints as tcp.seq, tcp.ack,
+``analyze_tcp`` gives, per row, what ``tshark -2`` prints as tcp.seq, tcp.ack,
 tcp.window_size and the tcp.analysis.* flags (see ``AnalysisFlag``).  The rules are
 those of ``tracer.core.tcp_sequential`` (the readable per-packet statement of
 tshark 4.0's logic).  They run in three ways, all giving the same answer:
@@ -27,7 +27,7 @@ import numpy as np
 from tracer.core.model import ACK, SYN
 from tracer.core.streams import StreamColumns
 from tracer.core.table import I32, I64, PacketTable
-from tracer.core.tcp_sequential import KEEP_ALIVE, M32, ZWP, FlowState, analyse_stream
+from tracer.core.tcp_sequential import KEEP_ALIVE, M32, ZWP, FlowState, analyze_stream
 from tracer.core.tcp_vector import VectorResult, vector_analysis
 
 
@@ -40,7 +40,7 @@ class TcpAnalysisColumns:
     flags: bit set of ``AnalysisFlag``.
     dup_ack_num: tcp.analysis.duplicate_ack_num (0 where not a duplicate ACK).
     win_scaled: tcp.window_size (the window after the stream's final scale factor).
-    (Both are empty when ``analyse_tcp`` was asked for no extras.)
+    (Both are empty when ``analyze_tcp`` was asked for no extras.)
     """
 
     rel_seq: I64
@@ -155,7 +155,7 @@ def _patch(
             stop = min(b, e + _CHUNK)
             out_f: list[int] = []
             out_d: list[int] = []
-            analyse_stream(*_slice(cols, e, stop), out_f, out_d, st)
+            analyze_stream(*_slice(cols, e, stop), out_f, out_d, st)
             f_rows[e:stop] = out_f
             dup_rows[e:stop] = out_d
             e = stop
@@ -184,7 +184,7 @@ def _batches(starts: I64, total: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
-def analyse_tcp(t: PacketTable, s: StreamColumns, *, extras: bool = True) -> TcpAnalysisColumns:
+def analyze_tcp(t: PacketTable, s: StreamColumns, *, extras: bool = True) -> TcpAnalysisColumns:
     """tshark's tcp.seq/tcp.ack/tcp.window_size and analysis flags for every TCP row.
 
     ``extras=False`` leaves ``dup_ack_num`` and ``win_scaled`` empty (length 0):
@@ -201,11 +201,11 @@ def analyse_tcp(t: PacketTable, s: StreamColumns, *, extras: bool = True) -> Tcp
     for j0, j1 in _batches(starts, rows.size):
         a = int(starts[j0])
         b = int(starts[j1]) if j1 < starts.size else rows.size
-        _analyse_batch(t, s, rows[a:b], starts[j0:j1] - a, out)
+        _analyze_batch(t, s, rows[a:b], starts[j0:j1] - a, out)
     return out
 
 
-def _analyse_batch(
+def _analyze_batch(
     t: PacketTable, s: StreamColumns, rows: I64, starts: I64, out: TcpAnalysisColumns
 ) -> None:
     """Analyse the whole streams in ``rows`` (grouped by stream, runs at ``starts``)."""
@@ -231,7 +231,7 @@ def _analyse_batch(
         a, b = int(starts[j]), int(ends[j])
         out_f: list[int] = []
         out_d: list[int] = []
-        res = analyse_stream(*_slice(cols, a, b), out_f, out_d)
+        res = analyze_stream(*_slice(cols, a, b), out_f, out_d)
         f_rows[a:b] = out_f
         dup_rows[a:b] = out_d
         base[j] = res[:2]

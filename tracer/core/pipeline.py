@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from tracer.core.analysis import Analysis
 from tracer.core.attribution import attribute_calls, infer_causes, link_errors
+from tracer.core.seq_analysis import analyze_tcp
 from tracer.core.streams import assign_streams
-from tracer.core.tcp_analysis import analyse_tcp
 from tracer.core.tcp_states import control_marks, track_states
 from tracer.core.trace import Trace
 
@@ -22,7 +22,7 @@ def analyze(trace: Trace) -> Analysis:
     """Analyse every packet of ``trace``; the result has one row per packet."""
     t = trace.packets
     s = assign_streams(t)
-    a = analyse_tcp(t, s, extras=False)
+    a = analyze_tcp(t, s, extras=False)
     m = control_marks(t, s, a)  # found once, used by both stages
     state_a, state_b = track_states(t, s, a, marks=m)
     c = infer_causes(t, s, a, state_a, state_b, marks=m)
