@@ -41,6 +41,18 @@ CAPTURES = REPO / "captures"
 CORPUS_MISSING = (f"capture corpus missing at {CORPUS}: put ../shared/corpus beside the clone "
                   "or set TRACER_CORPUS")
 
+# Hypothesis example counts: CI (README line 2 sets HYPOTHESIS_PROFILE=ci) runs each property
+# with its full count; the default "dev" profile, the fast loop, runs a tenth (at least 10).
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+if HYPOTHESIS_PROFILE not in ("ci", "dev"):
+    raise pytest.UsageError(f"HYPOTHESIS_PROFILE={HYPOTHESIS_PROFILE!r}: use ci (full counts) or dev")
+
+
+def examples(full: int) -> int:
+    """The ``max_examples`` for a property whose CI count is ``full``."""
+    return full if HYPOTHESIS_PROFILE == "ci" else max(10, full // 10)
+
+
 
 def corpus_present() -> bool:
     return (CORPUS / "MANIFEST.tsv").is_file()

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CORPUS, corpus_manifest
+from conftest import CORPUS, corpus_manifest, examples
 from helpers.captures import crafted_pcapng, same_packets
 from helpers.decode import compare
 from tracer.core.table import check_table
@@ -191,7 +191,7 @@ def survive(data: bytes) -> None:
             assert note_text(note, "zh") != note_text(note, "en"), note  # every note has its Chinese text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     which=st.sampled_from(sorted(SMALL)),
     edits=st.lists(st.tuples(st.integers(min_value=0, max_value=4000), st.integers(0, 255)), max_size=12),
@@ -207,7 +207,7 @@ def test_random_corruption_never_escapes(which: str, edits: list[tuple[int, int]
     survive(bytes(data))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.binary(max_size=300),
     st.sampled_from([b"\xd4\xc3\xb2\xa1", b"\x0a\x0d\x0d\x0a", b"\xa1\xb2\x3c\x4d", b""]),

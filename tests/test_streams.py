@@ -69,33 +69,55 @@ def _has_icmp_or_tunnel(path: Path) -> bool:
     return any("icmp" in r[0] or r[0].count(":udp") + r[0].count(":tcp") > 1 for r in rows)
 
 
-def test_stream_facts_match_tshark(corpus: Path) -> None:
+def _stream_facts_checked(path: Path) -> int:
+    """Compares every stream of ``path`` with tshark's; how many streams it checked."""
     checked = 0
-    for path in corpus_files():
-        t = read_capture(path).packets
-        s = assign_streams(t)
-        plain = not _has_icmp_or_tunnel(path)
-        for proto, infos in (("tcp", s.tcp_streams), ("udp", s.udp_streams)):
-            theirs = _tshark_streams(path, proto)
-            ours: dict[int, StreamInfo] = {i.index: i for i in infos}
-            assert [i.index for i in infos] == list(range(len(infos)))
+    t = read_capture(path).packets
+    s = assign_streams(t)
+    plain = not _has_icmp_or_tunnel(path)
+    for proto, infos in (("tcp", s.tcp_streams), ("udp", s.udp_streams)):
+        theirs = _tshark_streams(path, proto)
+        ours: dict[int, StreamInfo] = {i.index: i for i in infos}
+        assert [i.index for i in infos] == list(range(len(infos)))
+        if plain:
+            assert set(ours) == set(theirs), path.name
+        for k, fact in theirs.items():
+            info = ours[k]
+            assert info.a == fact["a"], (path.name, k)
             if plain:
-                assert set(ours) == set(theirs), path.name
-            for k, fact in theirs.items():
-                info = ours[k]
-                assert info.a == fact["a"], (path.name, k)
-                if plain:
-                    assert (info.first_no, info.last_no, info.packets) == (
-                        fact["first"],
-                        fact["last"],
-                        fact["count"],
-                    ), (path.name, k)
-                if "syn_from" in fact:
-                    assert info.client == fact["syn_from"], (path.name, k)
-                elif "synack_to" in fact:
-                    assert info.client == fact["synack_to"], (path.name, k)
-                checked += 1
-    assert checked > 30
+                assert (info.first_no, info.last_no, info.packets) == (
+                    fact["first"],
+                    fact["last"],
+                    fact["count"],
+                ), (path.name, k)
+            if "syn_from" in fact:
+                assert info.client == fact["syn_from"], (path.name, k)
+            elif "synack_to" in fact:
+                assert info.client == fact["synack_to"], (path.name, k)
+            checked += 1
+    return checked
+
+
+# The fast loop's sample of the corpus: tunnelled TCP and ICMP quotes, a split handshake,
+# UDP, IPv6, retransmissions. The whole corpus is the slow test below (CI runs both).
+STREAM_SAMPLE = (
+    "dpkt__nb6-http.pcap",
+    "suricata-verify__split-handshake-4whs.pcap",
+    "tcpdump__dns_udp.pcap",
+    "pcapplusplus__one_ipv6_http_stream.pcap",
+    "zeek__tcp__retransmit-fast009.pcap",
+)
+
+
+def test_stream_facts_match_tshark_on_a_sample(corpus: Path) -> None:
+    sample = [p for p in corpus_files() if p.name in STREAM_SAMPLE]
+    assert len(sample) == len(STREAM_SAMPLE), STREAM_SAMPLE
+    assert sum(_stream_facts_checked(p) for p in sample) > 10
+
+
+@pytest.mark.slow
+def test_stream_facts_match_tshark(corpus: Path) -> None:
+    assert sum(_stream_facts_checked(p) for p in corpus_files()) > 30
 
 
 def test_direction_is_relative_to_first_sender(corpus: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from conftest import CAPTURES, CORPUS, corpus_files, corpus_manifest, tshark_fields
+from conftest import CAPTURES, CORPUS, corpus_files, corpus_manifest, examples, tshark_fields
 from helpers.kernel import (
     half_close,
     kernel_run,
@@ -444,7 +444,7 @@ def _table(pkts: list[tuple[int, int, int, int, int, int]]) -> PacketTable:
     return PacketTable(**cols, addresses=("10.0.0.1", "10.0.0.2"))  # type: ignore[arg-type]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(hs.lists(hs.tuples(hs.integers(0, 2), hs.booleans(), hs.sampled_from(_FLAG_CHOICES),
                           hs.integers(0, 3), hs.integers(0, 3), hs.sampled_from([0, 0, 1, 5])),
                 min_size=1, max_size=25))

@@ -24,7 +24,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from conftest import corpus_files, tshark_fields, tshark_version, version_text
+from conftest import corpus_files, examples, tshark_fields, tshark_version, version_text
 from helpers.tables import tiled
 from oracle.agreement import (
     FLAG_FIELDS,
@@ -470,7 +470,7 @@ def test_analyze_tcp_on_a_million_rows(corpus: Path, name: str) -> None:
 _FLAG_CHOICES = (0x10, 0x10, 0x10, 0x18, 0x02, 0x12, 0x11, 0x04, 0x14, 0x00)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(
@@ -541,7 +541,7 @@ def test_icmp_quotes_of_udp_create_streams_like_tshark(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

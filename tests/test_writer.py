@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import CORPUS, corpus_manifest
+from conftest import CORPUS, corpus_manifest, examples
 from tracer.core.model import (
     KernelSocketState,
     SocketCall,
@@ -327,7 +327,7 @@ _i64 = st.integers(-(2**63), 2**63 - 1)
         st.builds(TraceWarning, _text, _text, _text, st.none() | _i64, st.none() | _i64), max_size=3
     ).map(tuple),
 )
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 def test_block_round_trips_any_payload(
     calls: tuple[SocketCall, ...],
     states: tuple[KernelSocketState, ...],
@@ -339,7 +339,7 @@ def test_block_round_trips_any_payload(
 
 
 @given(st.binary(max_size=200) | st.text(max_size=200).map(lambda t: ('{"format":"tracer",' + t).encode()))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_block_decode_raises_only_value_error(body: bytes) -> None:
     try:
         decode(body)
