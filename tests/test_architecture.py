@@ -29,6 +29,9 @@ ONLY: dict[str, frozenset[str]] = {
     "tracer.i18n": frozenset({"tracer.core"}),
     "tracer.ladder": frozenset({"tracer.core", "tracer.i18n"}),
     "tracer.lesson": frozenset({"tracer.core", "tracer.i18n", "tracer.ladder"}),
+    "tracer.errors": frozenset({"tracer.i18n"}),
+    "tracer.pcap": frozenset({"tracer", "tracer.core", "tracer.i18n", "tracer.errors"}),  # tracer.__version__
+    "tracer.lab": frozenset({"tracer.core", "tracer.i18n", "tracer.errors", "tracer.pcap"}),
 }
 # ... and one listed here never imports these.
 NEVER: dict[str, frozenset[str]] = {
