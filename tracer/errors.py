@@ -1,14 +1,12 @@
 """Errors the user sees, each a keyed catalogue text (tracer.i18n) with its parameters.
 
 ``CaptureError("pcap.no_file", name=path)`` keeps ``key`` and ``params`` and renders
-``text(lang)`` through the catalogue; ``message`` (English, also ``str(err)``) and
-``message_zh`` are those renderings on one line.  The older pair form
-``TracerError(message, message_zh)`` still works for the callers not yet converted
-(issue 11, phase 3); its ``key`` is None.
+``text(lang)`` through the catalogue, on one line; ``message`` (also ``str(err)``) is the
+English rendering, ``message_zh`` the Chinese one.
 The exit codes' meanings are catalogue keys ``exit.*``.
 
-The CLI catches ``TracerError``, prints ``str(err)`` (English) or ``err.message_zh``
-and exits with ``err.exit_code``.  The exit codes are documented and stable.
+The CLI catches ``TracerError``, prints ``err.text(lang)`` and exits with
+``err.exit_code``.  The exit codes are documented and stable.
 """
 
 from __future__ import annotations
@@ -51,9 +49,7 @@ class TracerError(Exception):
     def __init__(self, key: str, /, *, exit_code: int | None = None, **params: object) -> None:
         self.key = key
         self.params = params
-        message, message_zh = both(key, **params)
-        self.message = _one_line(message)
-        self.message_zh = _one_line(message_zh)
+        self.message = self.text("en")
         if exit_code is not None:
             self.exit_code = exit_code
         super().__init__(self.message)
@@ -61,6 +57,11 @@ class TracerError(Exception):
     def text(self, lang: str) -> str:
         """The one-line message in ``lang`` (English for an unknown language)."""
         return _one_line(t(self.key, lang, **self.params))
+
+    @property
+    def message_zh(self) -> str:
+        """The one-line Simplified Chinese message."""
+        return self.text("zh")
 
 
 class CaptureError(TracerError):
