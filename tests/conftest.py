@@ -273,6 +273,7 @@ KNOWN_ISSUE_12 = {
     "tests/test_trace.py::test_crash_still_saves_with_a_warning",
     "tests/test_sniffer.py::test_loopback_frames_counted_once_with_tcpdumps_timestamps",
     "tests/test_catalogue.py::test_scenario_behaves_as_its_expect_says[stream-vs-datagram]",
+    "tests/test_tui_app.py::test_live_mode_shows_a_traced_program",
 }
 
 
