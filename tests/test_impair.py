@@ -176,7 +176,7 @@ s.close()
           impair.one_segment_per_frame(lab.client)):
         run = _exchange(lab, tmp_path, lab.client, TCP_SERVER.format(ip=ip, port=port), client)
         dropped, matched = ap.counters(), ap.matched()
-    assert "gso_max_segs 1 " not in lab.client.run(["ip", "-d", "link", "show", "eth0"]).stdout
+    assert "gso_max_segs 1 " not in lab.client.run(["ip", "-d", "link", "show", lab.client.iface]).stdout
     assert run.out["server"].strip() == b"".join(msgs).decode()  # all data, in order
     t = run.trace.packets
     data = run.rows((t.proto == PROTO_TCP) & (t.dport == port) & (t.payload_len > 0))

@@ -343,7 +343,7 @@ def kernel_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
         lab.server.run(["nft", "-f", "-"], input=NFT_SERVER)
         lab.client.run(["nft", "-f", "-"], input=NFT_CLIENT)
         # One wire segment per skb (no 64 KiB GSO super-segments in the capture).
-        lab.client.run(["ip", "link", "set", "dev", "eth0", "gso_max_segs", "1"])
+        lab.client.run(["ip", "link", "set", "dev", lab.client.iface, "gso_max_segs", "1"])
         with lab.tcpdump(lab.server, pcap):
             server = lab.server.popen(
                 [sys.executable, "-c", SERVER % {"ip": lab.server.ip}],

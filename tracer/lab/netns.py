@@ -7,8 +7,11 @@ clean-up is a matter of deleting namespaces; ``cleanup_stale`` removes the
 leftovers of runs whose process is gone.
 
 Addresses are fixed per lab (the namespaces are isolated, so labs may reuse them):
-client 10.77.0.1 / fd00:77::1, server 10.77.0.2 / fd00:77::2, interface ``eth0``
-in both.  With ``loopback=True`` there is one namespace and only ``lo``.
+client 10.77.0.1 / fd00:77::1, server 10.77.0.2 / fd00:77::2.  The veth ends are
+named per lab (``cli<pid>-<n>`` and ``srv<pid>-<n>``, see ``iface_names``): the
+kernel witness (``tracer.lab.witness``) filters the machine-wide tracepoints by
+device name, so no other namespace's ``eth0`` may look like the lab's.  With
+``loopback=True`` there is one namespace and only ``lo``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,12 @@ CLIENT_IP = "10.77.0.1"
 SERVER_IP = "10.77.0.2"
 CLIENT_IP6 = "fd00:77::1"
 SERVER_IP6 = "fd00:77::2"
-IFACE = "eth0"
+
+
+def iface_names(pid: int, n: int) -> tuple[str, str]:
+    """The client's and the server's veth names for lab ``n`` of process ``pid``
+    (unique among live labs, at most 15 characters as the kernel requires)."""
+    return f"cli{pid}-{n % 10000}", f"srv{pid}-{n % 10000}"
 
 
 class LabError(TracerError):
@@ -125,15 +133,17 @@ class Lab:
         require_tool("ip", "iproute2")
         if not loopback:
             require_tool("nft", "nftables")
-        base = f"{prefix}-{os.getpid()}-{next(_counter)}"
+        n = next(_counter)
+        base = f"{prefix}-{os.getpid()}-{n}"
         self.prefix = prefix
         self.loopback = loopback
         if loopback:
             self.client = Host(f"{base}-lo", "127.0.0.1", "::1", "lo")
             self.server = self.client
         else:
-            self.client = Host(f"{base}-client", CLIENT_IP, CLIENT_IP6, IFACE)
-            self.server = Host(f"{base}-server", SERVER_IP, SERVER_IP6, IFACE)
+            cif, sif = iface_names(os.getpid(), n)
+            self.client = Host(f"{base}-client", CLIENT_IP, CLIENT_IP6, cif)
+            self.server = Host(f"{base}-server", SERVER_IP, SERVER_IP6, sif)
         self._created: list[str] = []
 
     @property
@@ -163,21 +173,22 @@ class Lab:
         if self.loopback:
             return
         c, s = self.client, self.server
-        _ip("link", "add", IFACE, "netns", c.ns, "type", "veth", "peer", "name", IFACE, "netns", s.ns)
+        _ip("link", "add", c.iface, "netns", c.ns, "type", "veth", "peer", "name", s.iface, "netns", s.ns)
         for h in self.hosts:
             # No link-local address: no DAD or router chatter in the captures; and
             # MLD reports (sent up to a second after link-up) never reach the wire.
-            h.run(["sysctl", "-qw", f"net.ipv6.conf.{IFACE}.addr_gen_mode=1"], check=False)
+            h.run(["sysctl", "-qw", f"net.ipv6.conf.{h.iface}.addr_gen_mode=1"], check=False)
             h.run(["nft", "-f", "-"], input=_QUIET_RULES)
-            h.run(["ip", "addr", "add", f"{h.ip}/24", "dev", IFACE])
-            h.run(["ip", "-6", "addr", "add", f"{h.ip6}/64", "dev", IFACE, "nodad"])
-            h.run(["ip", "link", "set", IFACE, "up"])
+            h.run(["ip", "addr", "add", f"{h.ip}/24", "dev", h.iface])
+            h.run(["ip", "-6", "addr", "add", f"{h.ip6}/64", "dev", h.iface, "nodad"])
+            h.run(["ip", "link", "set", h.iface, "up"])
         # Static neighbours: no ARP/ND on the wire, and a first SYN that does not
         # wait for address resolution, so timings are repeatable.
         for here, there in ((c, s), (s, c)):
             mac = _mac(there)
             for addr in (there.ip, there.ip6):
-                here.run(["ip", "neigh", "replace", addr, "lladdr", mac, "dev", IFACE, "nud", "permanent"])
+                here.run(["ip", "neigh", "replace", addr, "lladdr", mac, "dev", here.iface,
+                          "nud", "permanent"])
 
     def close(self) -> None:
         for ns in reversed(self._created):

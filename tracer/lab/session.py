@@ -38,10 +38,12 @@ import numpy as np
 from tracer.core.analysis import Analysis
 from tracer.core.model import KernelSocketState, SocketCall, TraceWarning
 from tracer.core.trace import Trace
+from tracer.core.witness import KernelAccount, KernelRecord, account
 from tracer.errors import EXIT_PRIVILEGES, TracerError
 from tracer.lab.kernel_states import snapshot
 from tracer.lab.netns import Lab
 from tracer.lab.sniffer import CaptureStats, Sniffer
+from tracer.lab.witness import Witness, WitnessUnavailable
 
 # Capabilities the lab needs: CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_SYS_ADMIN (21).
 _NEEDED_CAPS = {12: "CAP_NET_ADMIN", 13: "CAP_NET_RAW", 21: "CAP_SYS_ADMIN"}
@@ -233,6 +235,43 @@ def _so_far(sniffer: Sniffer, programs: Programs) -> Trace | None:
     return dataclasses.replace(trace, calls=programs.calls(trace), meta=meta, warnings=())
 
 
+def _start_witness(lab: Lab) -> tuple[Witness | None, TraceWarning | None]:
+    """The kernel witness on the lab's devices, or why there is none (the run goes on)."""
+    from tracer.i18n import both
+
+    devices = ("lo",) if lab.loopback else (lab.client.iface, lab.server.iface)
+    try:
+        w = Witness(devices)
+        w.start()
+    except WitnessUnavailable as e:
+        note = both("witness.unavailable", why=e.text("en"))
+        return None, TraceWarning("kernel_witness_unavailable", *note)
+    return w, None
+
+
+def kernel_account(lab: Lab, trace: Trace, records: list[KernelRecord], overrun: int) -> KernelAccount:
+    """The witness's records tied to the frames of ``trace`` (each frame's sending device
+    from its source address: the lab's hosts have fixed ones)."""
+    t = trace.packets
+    if lab.loopback:
+        devs = ["lo"] * len(t)
+        addresses = frozenset({lab.client.ip, lab.client.ip6})
+    else:
+        by_ip = {h.ip: h.iface for h in lab.hosts} | {h.ip6: h.iface for h in lab.hosts}
+        devs = [by_ip.get(t.addresses[a], "") if a >= 0 else "" for a in t.src.tolist()]
+        addresses = frozenset(by_ip)
+    return account(t, records, devs, addresses=addresses, overrun=overrun)
+
+
+def _witness_warnings(k: KernelAccount) -> list[TraceWarning]:
+    from tracer.i18n import both
+
+    out = []
+    if k.overrun:
+        out.append(TraceWarning("kernel_witness_overrun", *both("witness.overrun", n=k.overrun)))
+    return out
+
+
 def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = False, lang: str = "en",
                 progress: Progress | None = None, cancel: threading.Event | None = None) -> RunResult:
     """Play ``programs`` in a fresh lab and save the attributed capture to ``path``
@@ -251,6 +290,7 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
             interrupted = False
             poll = poller(cancel, progress, lambda: _so_far(sniffer, programs))
 
+            witness, witness_note = _start_witness(lab)
             try:
                 with contextlib.ExitStack() as stack:
                     programs.prepare(stack, lab)
@@ -263,13 +303,22 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
                 # From here to the lab's removal, signals must not cut the clean-up short.
                 old = _ignore_signals()
                 stopped_ns = time.time_ns()
-                programs.stop()
+                try:
+                    programs.stop()
+                finally:  # the instance is removed on every way out
+                    records = witness.stop() if witness is not None else []
             if sniffer.proc is None:
                 raise KeyboardInterrupt  # interrupted before the capture started: nothing to save
             cap = sniffer.stop()
             states = (*programs.states(), *lab_states(lab, "end"))
             trace = cap.trace
+            kernel = None
+            if witness is not None:
+                kernel = kernel_account(lab, trace, records, witness.overrun)
             warnings = [*trace.warnings, *(_placed(trace, w) for w in programs.warnings())]
+            if witness_note is not None:
+                warnings.append(witness_note)
+            warnings += _witness_warnings(kernel or KernelAccount())
             if error is not None:
                 t_ns = programs.failed_at_ns()
                 warnings.append(_placed(trace, TraceWarning(
@@ -278,7 +327,7 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
             meta = dataclasses.replace(trace.meta, extra={
                 **trace.meta.extra, **programs.meta(), **_capture_meta(cap.stats)})
             trace = dataclasses.replace(trace, calls=programs.calls(trace), kernel_states=states, meta=meta,
-                                        warnings=tuple(warnings))
+                                        warnings=tuple(warnings), kernel=kernel)
             analysis = analyze(trace)
             write_pcapng(path, trace, analysis, lang=lang)
             programs.keep()

@@ -342,7 +342,10 @@ class PcapngReader:
         states: list[KernelSocketState] = []
         extra: dict[str, str] = {}
         warnings = list(self.warnings)
+        kernel = None
         for _, p in self.payloads:
+            # One account per capture: a merged file keeps the first (its packet numbers).
+            kernel = kernel if kernel is not None else p.kernel
             calls += p.calls
             states += p.kernel_states
             extra.update(p.meta)
@@ -362,6 +365,7 @@ class PcapngReader:
             kernel_states=tuple(states),
             meta=meta,
             warnings=tuple(warnings),
+            kernel=kernel,
         )
 
     def _ts_ns(self, raw: npt.NDArray[np.int64], ifs: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:

@@ -12,7 +12,14 @@ it has no byte order (the spec warns that rewriters on the other endianness swap
 the block header but not the Custom Data).  It is an object::
 
     {"format": "tracer", "version": 1, "calls": [...], "kernel_states": [...],
-     "meta": {...}, "warnings": [...]}
+     "meta": {...}, "warnings": [...], "kernel": {...}}
+
+``kernel`` (live runs with the kernel witness) is ``tracer.core.witness.KernelAccount``
+as rows of lists: ``stacks`` (interned kernel stacks), ``origins`` ``[packet_no, kind,
+what, action, tid, process, stack index, t_ns]``, ``drops`` ``[packet_no, reason, where,
+t_ns]``, ``resets`` ``[packet_no, reason, state]``, ``figures`` ``[packet_no, snd_cwnd,
+ssthresh, srtt_us, snd_wnd, rcv_wnd, snd_nxt, snd_una]``, ``states`` ``[t_ns, sock,
+local, remote, old, new]``, and the counts ``frames_queued``, ``unmatched``, ``overrun``.
 
 ``decode`` ignores keys it does not know (in the object and in each record), so
 a newer tracer may add fields without breaking an older one; a record missing a
@@ -38,6 +45,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.core.model import KernelSocketState, SocketCall, SourceLocation, TraceWarning
+from tracer.core.witness import (
+    KernelAccount,
+    KernelStateChange,
+    PacketDrop,
+    PacketOrigin,
+    PacketReset,
+    TcpFigures,
+)
 
 # "TRCR" in ASCII; private and unregistered (see the module docstring).
 PEN: int = 0x54524352
@@ -58,6 +73,7 @@ class Payload:
     meta: dict[str, str] = field(default_factory=dict)
     warnings: tuple[TraceWarning, ...] = ()
     version: int = VERSION
+    kernel: KernelAccount | None = None  # the kernel witness's account (live runs)
 
 
 # --- encode ------------------------------------------------------------------------
@@ -112,6 +128,29 @@ def _warning_json(w: TraceWarning) -> dict[str, Any]:
     }
 
 
+def _kernel_json(k: KernelAccount) -> dict[str, Any]:
+    """The account as rows of lists; stacks are interned (most frames share a few)."""
+    stacks: dict[tuple[str, ...], int] = {}
+    origins = []
+    for o in k.origins:
+        sid = stacks.setdefault(o.stack, len(stacks))
+        origins.append([o.packet_no, o.kind, o.what, o.action, o.tid, o.process, sid, o.t_ns])
+    return {
+        "stacks": [list(s) for s in stacks],
+        "origins": origins,
+        "drops": [[d.packet_no, d.reason, d.where, d.t_ns] for d in k.drops],
+        "resets": [[r.packet_no, r.reason, r.state] for r in k.resets],
+        "figures": [
+            [f.packet_no, f.snd_cwnd, f.ssthresh, f.srtt_us, f.snd_wnd, f.rcv_wnd, f.snd_nxt, f.snd_una]
+            for f in k.figures
+        ],
+        "states": [[c.t_ns, c.sock, c.local, c.remote, c.old, c.new] for c in k.states],
+        "frames_queued": k.frames_queued,
+        "unmatched": k.unmatched,
+        "overrun": k.overrun,
+    }
+
+
 def encode(payload: Payload) -> bytes:
     """The Custom Data bytes (UTF-8 JSON, unpadded) for ``payload``."""
     obj = {
@@ -122,6 +161,8 @@ def encode(payload: Payload) -> bytes:
         "meta": {str(k): str(v) for k, v in payload.meta.items()},
         "warnings": [_warning_json(w) for w in payload.warnings],
     }
+    if payload.kernel is not None:
+        obj["kernel"] = _kernel_json(payload.kernel)
     # ensure_ascii=False keeps Chinese readable in a hex dump.  A lone surrogate
     # (e.g. a file name decoded with surrogateescape) has no UTF-8 form: then all
     # non-ASCII is written as \u escapes, which json.loads restores exactly.
@@ -247,6 +288,54 @@ def _warning(rec: Mapping[str, Any], where: str) -> TraceWarning:
     )
 
 
+_I, _S = "i", "s"
+
+
+def _rows(obj: Mapping[str, Any], key: str, shape: str) -> list[list[Any]]:
+    """``obj[key]`` as a list of rows, each a list whose items have the types ``shape``
+    spells (``i`` integer, ``s`` string)."""
+    v = obj.get(key, [])
+    if not isinstance(v, list):
+        raise ValueError(f"tracer block: kernel.{key} must be a list")
+    for n, row in enumerate(v):
+        ok = isinstance(row, list) and len(row) == len(shape) and all(
+            _is_int(x) if t == _I else isinstance(x, str) for x, t in zip(row, shape, strict=True))
+        if not ok:
+            raise ValueError(f"tracer block: kernel.{key}[{n}] must be {len(shape)} fields ({shape})")
+    return v
+
+
+def _kernel(v: object) -> KernelAccount | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ValueError("tracer block: 'kernel' must be an object")
+    stacks_v = v.get("stacks", [])
+    if not isinstance(stacks_v, list) or not all(
+            isinstance(st, list) and all(isinstance(f, str) for f in st) for st in stacks_v):
+        raise ValueError("tracer block: kernel.stacks must be lists of strings")
+    stacks = [tuple(st) for st in stacks_v]
+    origins = []
+    for n, r in enumerate(_rows(v, "origins", "isssisii")):
+        if not 0 <= r[6] < len(stacks):
+            raise ValueError(f"tracer block: kernel.origins[{n}] names stack {r[6]}, which is not there")
+        origins.append(PacketOrigin(r[0], r[1], r[2], r[3], r[4], r[5], stacks[r[6]], r[7]))
+    counts = []
+    for key in ("frames_queued", "unmatched", "overrun"):
+        c = v.get(key, 0)
+        if not _is_int(c):
+            raise ValueError(f"tracer block: kernel.{key} must be an integer")
+        counts.append(c)
+    return KernelAccount(
+        origins=tuple(origins),
+        drops=tuple(PacketDrop(*r) for r in _rows(v, "drops", "issi")),
+        resets=tuple(PacketReset(*r) for r in _rows(v, "resets", "iss")),
+        figures=tuple(TcpFigures(*r) for r in _rows(v, "figures", "iiiiiiii")),
+        states=tuple(KernelStateChange(*r) for r in _rows(v, "states", "isssss")),
+        frames_queued=counts[0], unmatched=counts[1], overrun=counts[2],
+    )
+
+
 def decode(body: bytes | bytearray | memoryview) -> Payload:
     """Parse a tracer Custom Block's Custom Data (the bytes after the PEN).
 
@@ -278,4 +367,5 @@ def decode(body: bytes | bytearray | memoryview) -> Payload:
         meta=dict(meta),
         warnings=tuple(_warning(r, f"warnings[{i}]") for i, r in enumerate(_records(obj, "warnings"))),
         version=version,
+        kernel=_kernel(obj.get("kernel")),
     )

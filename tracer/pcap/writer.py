@@ -116,6 +116,7 @@ def _custom_block(trace: Trace, cause_lang: str | None) -> bytes:
         kernel_states=trace.kernel_states,
         meta=meta,
         warnings=trace.warnings,
+        kernel=trace.kernel,
     )
     body = struct.pack("<I", tracer_block.PEN) + tracer_block.encode(payload)
     return _block(tracer_block.BLOCK_TYPE_COPYABLE, body)
