@@ -26,6 +26,9 @@ class Analysis:
     flags: bit set of ``AnalysisFlag``.
     state_a/state_b: ``TcpState`` of endpoints a and b after this packet; -1 = not TCP.
     cause_*: why the packet exists (see ``tracer.core.model.Cause``).
+    cause_source: ``CauseSource`` of each row's cause.
+    inferred_reason: the REASONS code the wire rules alone give (kept beside a cause
+        from the calls or the kernel, to compare them).
     error_links: recorded call id -> row of the packet that caused its errno (the RST
         behind ECONNREFUSED/ECONNRESET, the ICMP port unreachable behind a UDP
         ECONNREFUSED); empty without recorded calls.
@@ -44,6 +47,8 @@ class Analysis:
     cause_reason: I16
     cause_inferred: Bool
     cause_call_id: I32
+    cause_source: I8
+    inferred_reason: I16
     tcp_streams: tuple[StreamInfo, ...]
     udp_streams: tuple[StreamInfo, ...]
     error_links: dict[int, int] = field(default_factory=dict)

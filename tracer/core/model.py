@@ -109,6 +109,19 @@ class CauseBy(IntEnum):
     KERNEL = 2
 
 
+class CauseSource(IntEnum):
+    """Where a packet's cause came from (``cause.source`` in the JSON, by ``name.lower()``).
+
+    INFERENCE: TCP/UDP rules on what the wire shows (any capture); CALLS: the recorded
+    socket calls matched by time and sequence range; KERNEL: the kernel witness's
+    account of the frame (its stack, drop and RST reason).
+    """
+
+    INFERENCE = 0
+    CALLS = 1
+    KERNEL = 2
+
+
 class Side(IntEnum):
     """Which end of a stream: the client (active opener) or the server."""
 

@@ -10,8 +10,11 @@ vectorised function over whole columns (see ``docs/architecture.md``).
 
 from __future__ import annotations
 
+import numpy as np
+
 from tracer.core.analysis import Analysis
 from tracer.core.attribution import attribute_calls, infer_causes, link_errors
+from tracer.core.model import CauseSource
 from tracer.core.seq_analysis import analyze_tcp
 from tracer.core.streams import assign_streams
 from tracer.core.tcp_states import control_marks, track_states
@@ -26,9 +29,12 @@ def analyze(trace: Trace) -> Analysis:
     m = control_marks(t, s, a)  # found once, used by both stages
     state_a, state_b = track_states(t, s, a, marks=m)
     c = infer_causes(t, s, a, state_a, state_b, marks=m)
+    inferred_reason = c.reason.copy()
     links: dict[int, int] = {}
+    source = np.full(len(t), int(CauseSource.INFERENCE), dtype=np.int8)
     if trace.calls:
         c = attribute_calls(t, s, a, c, trace.calls)
+        source[~c.inferred] = int(CauseSource.CALLS)
         links = link_errors(t, s, trace.calls)
     return Analysis(
         stream=s.stream,
@@ -44,6 +50,8 @@ def analyze(trace: Trace) -> Analysis:
         cause_reason=c.reason,
         cause_inferred=c.inferred,
         cause_call_id=c.call_id,
+        cause_source=source,
+        inferred_reason=inferred_reason,
         tcp_streams=s.tcp_streams,
         udp_streams=s.udp_streams,
         error_links=links,
