@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--loopback", action="store_true", help="one host on lo instead of two on a veth pair")
     run.add_argument("--timeout", type=float, default=None, metavar="S",
                      help="stop the scenario after S s (default: the scenario's TIMEOUT, else 10)")
+    run.add_argument("--no-witness", action="store_true",
+                     help="no kernel witness (tracefs): causes from the calls and TCP rules only")
     run.add_argument("--check", action="store_true",
                      help="compare the run with the scenario's EXPECT; print the difference, exit 6 if any")
     tr = sub.add_parser(
@@ -93,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-tui", action="store_true", help="print the text ladder (tracer trace always does)")
     tr.add_argument("--loopback", action="store_true", help="one host on lo instead of two on a veth pair")
     tr.add_argument("--timeout", type=float, default=10.0, metavar="S", help="stop the programs after S s")
+    tr.add_argument("--no-witness", action="store_true",
+                    help="no kernel witness (tracefs): causes from the calls and TCP rules only")
     tr.add_argument("--strace-dir", default=None, metavar="DIR",
                     help="also keep strace's output and what the programs printed in DIR")
     sub.add_parser("list", parents=[common], help="list the built-in scenarios")

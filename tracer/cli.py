@@ -261,12 +261,20 @@ def cmd_run(args: argparse.Namespace, lang: str) -> int:
         from tracer.tui import live
 
         check_privileges()
-        outcome = live(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
-                       timeout=args.timeout, lang=lang, present=mode)
+        out = Path(args.out) if args.out else None
+        runner = None
+        if args.no_witness:  # the UI's own run, without the witness
+            import functools
+
+            run = functools.partial(run_scenario, scenario, out, loopback=args.loopback, lang=lang,
+                                    timeout=args.timeout, witness=False)
+            runner = lambda progress, cancel: run(progress=progress, cancel=cancel)  # noqa: E731
+        outcome = live(scenario, out, loopback=args.loopback, timeout=args.timeout, lang=lang,
+                       present=mode, runner=runner)
         return _after_live(outcome, lang)
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
-                           lang=lang, timeout=args.timeout)
+                           lang=lang, timeout=args.timeout, witness=not args.no_witness)
     return _finish_text_run(res, opts, lang)
 
 
@@ -312,7 +320,7 @@ def _check_run(scenario: Scenario, args: argparse.Namespace, lang: str) -> int:
         raise TracerError("cli.bad_expect", name=scenario.name, why=str(e), exit_code=EXIT_INPUT) from None
     with signals_as_interrupt():
         res = run_scenario(scenario, Path(args.out) if args.out else None, loopback=args.loopback,
-                           lang=lang, timeout=args.timeout)
+                           lang=lang, timeout=args.timeout, witness=not args.no_witness)
     _report_run(res.trace, res.path, lang)
     if res.interrupted:
         return EXIT_INTERRUPTED
@@ -365,7 +373,8 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
         check_privileges()
         run = functools.partial(trace_programs, args.server, client, Path(args.out) if args.out else None,
                                 loopback=args.loopback, lang=lang, timeout=args.timeout,
-                                strace_dir=Path(args.strace_dir) if args.strace_dir else None)
+                                strace_dir=Path(args.strace_dir) if args.strace_dir else None,
+                                witness=not args.no_witness)
         outcome = live(None, None, loopback=args.loopback, timeout=args.timeout, lang=lang,
                        runner=lambda progress, cancel: run(progress=progress, cancel=cancel),
                        name=shlex.split(client)[0] if client.strip() else "trace")
@@ -373,7 +382,8 @@ def cmd_trace(args: argparse.Namespace, lang: str) -> int:
     with signals_as_interrupt():
         res = trace_programs(args.server, client, Path(args.out) if args.out else None,
                              loopback=args.loopback, lang=lang, timeout=args.timeout,
-                             strace_dir=Path(args.strace_dir) if args.strace_dir else None)
+                             strace_dir=Path(args.strace_dir) if args.strace_dir else None,
+                             witness=not args.no_witness)
     for side in ("server", "client"):  # what the programs printed, before tracer's own lines
         for line in res.trace.meta.extra.get(f"trace.{side}.output", "").splitlines():
             print(f"[{side}] {line}", file=sys.stderr)

@@ -25,6 +25,10 @@ class Analysis:
         tshark does, a segment without the ACK flag shows its raw ack field.
     flags: bit set of ``AnalysisFlag``.
     state_a/state_b: ``TcpState`` of endpoints a and b after this packet; -1 = not TCP.
+        From the kernel's state changes where the trace has the witness's account
+        (``tracer.core.kernel_states``), else the wire rules'.
+    inferred_state_a/inferred_state_b: the wire rules' states (``tracer.core.tcp_states``),
+        kept beside the kernel's to compare them.
     cause_*: why the packet exists (see ``tracer.core.model.Cause``).
     cause_source: ``CauseSource`` of each row's cause.
     inferred_reason: the REASONS code the wire rules alone give (kept beside a cause
@@ -32,6 +36,8 @@ class Analysis:
     error_links: recorded call id -> row of the packet that caused its errno (the RST
         behind ECONNREFUSED/ECONNRESET, the ICMP port unreachable behind a UDP
         ECONNREFUSED); empty without recorded calls.
+    state_disagreements: rows (0-based) where the kernel's state differs from the wire
+        rules' (see ``tracer.core.kernel_states``); empty without the kernel's account.
     """
 
     stream: I32
@@ -49,6 +55,9 @@ class Analysis:
     cause_call_id: I32
     cause_source: I8
     inferred_reason: I16
+    inferred_state_a: I8
+    inferred_state_b: I8
     tcp_streams: tuple[StreamInfo, ...]
     udp_streams: tuple[StreamInfo, ...]
     error_links: dict[int, int] = field(default_factory=dict)
+    state_disagreements: tuple[int, ...] = ()

@@ -2,7 +2,9 @@
 
 Causes are inferred from the wire, then, when the trace has recorded socket
 calls, tied to those calls (``attribute_calls``) and their errors to the packets
-that caused them (``link_errors``).
+that caused them (``link_errors``).  The states shown are the kernel's where the
+trace has the witness's account (``kernel_states.shown_states``); the causes use
+the wire rules' states.
 
 ``analyze(trace)`` is the one entry point the adapters use.  Each stage is a pure,
 vectorised function over whole columns (see ``docs/architecture.md``).
@@ -14,6 +16,7 @@ import numpy as np
 
 from tracer.core.analysis import Analysis
 from tracer.core.attribution import attribute_calls, infer_causes, link_errors
+from tracer.core.kernel_states import shown_states
 from tracer.core.model import CauseSource
 from tracer.core.seq_analysis import analyze_tcp
 from tracer.core.streams import assign_streams
@@ -36,14 +39,15 @@ def analyze(trace: Trace) -> Analysis:
         c = attribute_calls(t, s, a, c, trace.calls)
         source[~c.inferred] = int(CauseSource.CALLS)
         links = link_errors(t, s, trace.calls)
+    shown = shown_states(trace, s, state_a, state_b)
     return Analysis(
         stream=s.stream,
         direction=s.direction,
         rel_seq=a.rel_seq,
         rel_ack=a.rel_ack,
         flags=a.flags,
-        state_a=state_a,
-        state_b=state_b,
+        state_a=shown.state_a,
+        state_b=shown.state_b,
         cause_by=c.by,
         cause_side=c.side,
         cause_call=c.call,
@@ -52,7 +56,10 @@ def analyze(trace: Trace) -> Analysis:
         cause_call_id=c.call_id,
         cause_source=source,
         inferred_reason=inferred_reason,
+        inferred_state_a=state_a,
+        inferred_state_b=state_b,
         tcp_streams=s.tcp_streams,
         udp_streams=s.udp_streams,
         error_links=links,
+        state_disagreements=shown.disagree,
     )

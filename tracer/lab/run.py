@@ -253,13 +253,14 @@ class _ScenarioParts(Programs):
 
 def run_scenario(sc: Scenario, out: Path | None = None, *, loopback: bool = False, lang: str = "en",
                  timeout: float = 10.0, progress: Progress | None = None,
-                 cancel: threading.Event | None = None) -> RunResult:
+                 cancel: threading.Event | None = None, witness: bool = True) -> RunResult:
     """Run ``sc`` in a fresh lab and save the attributed capture (see the module docstring).
 
     ``progress`` gets the trace so far and its analysis every ``PROGRESS_EVERY``
     seconds while the scenario runs (the TUI's live mode); setting ``cancel`` stops
-    the run as Ctrl-C would, and the capture so far is still saved."""
+    the run as Ctrl-C would, and the capture so far is still saved.  ``witness=False``:
+    without the kernel witness (``tracer run --no-witness``)."""
     check_privileges()
     path = out if out is not None else default_output(sc.name)
     return run_session(_ScenarioParts(sc, loopback, timeout), path, name="run", loopback=loopback, lang=lang,
-                       progress=progress, cancel=cancel)
+                       progress=progress, cancel=cancel, witness=witness)

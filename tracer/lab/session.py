@@ -272,11 +272,24 @@ def _witness_warnings(k: KernelAccount) -> list[TraceWarning]:
     return out
 
 
+def _state_warnings(analysis: Analysis) -> list[TraceWarning]:
+    """The kernel's states disagreeing with the wire rules' (counted, the first placed)."""
+    from tracer.i18n import both
+
+    rows = analysis.state_disagreements
+    if not rows:
+        return []
+    note = both("witness.states_disagree", n=len(rows), first=rows[0] + 1)
+    return [TraceWarning("kernel_states_disagree", *note, packet_no=rows[0] + 1)]
+
+
 def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = False, lang: str = "en",
-                progress: Progress | None = None, cancel: threading.Event | None = None) -> RunResult:
+                progress: Progress | None = None, cancel: threading.Event | None = None,
+                witness: bool = True) -> RunResult:
     """Play ``programs`` in a fresh lab and save the attributed capture to ``path``
     (see the module docstring).  ``name`` names the lab's namespaces (``trc<name>``)
-    and the scratch directory (``tracer-<name>-``)."""
+    and the scratch directory (``tracer-<name>-``); ``witness=False``: no kernel witness
+    (``--no-witness``: the run is attributed as before it, and says nothing about it)."""
     from tracer.core.pipeline import analyze
     from tracer.pcap.writer import write_pcapng
 
@@ -290,7 +303,7 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
             interrupted = False
             poll = poller(cancel, progress, lambda: _so_far(sniffer, programs))
 
-            witness, witness_note = _start_witness(lab)
+            wit, witness_note = _start_witness(lab) if witness else (None, None)
             try:
                 with contextlib.ExitStack() as stack:
                     programs.prepare(stack, lab)
@@ -306,15 +319,15 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
                 try:
                     programs.stop()
                 finally:  # the instance is removed on every way out
-                    records = witness.stop() if witness is not None else []
+                    records = wit.stop() if wit is not None else []
             if sniffer.proc is None:
                 raise KeyboardInterrupt  # interrupted before the capture started: nothing to save
             cap = sniffer.stop()
             states = (*programs.states(), *lab_states(lab, "end"))
             trace = cap.trace
             kernel = None
-            if witness is not None:
-                kernel = kernel_account(lab, trace, records, witness.overrun)
+            if wit is not None:
+                kernel = kernel_account(lab, trace, records, wit.overrun)
             warnings = [*trace.warnings, *(_placed(trace, w) for w in programs.warnings())]
             if witness_note is not None:
                 warnings.append(witness_note)
@@ -329,6 +342,7 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
             trace = dataclasses.replace(trace, calls=programs.calls(trace), kernel_states=states, meta=meta,
                                         warnings=tuple(warnings), kernel=kernel)
             analysis = analyze(trace)
+            trace = dataclasses.replace(trace, warnings=(*trace.warnings, *_state_warnings(analysis)))
             write_pcapng(path, trace, analysis, lang=lang)
             programs.keep()
     finally:

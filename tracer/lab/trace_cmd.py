@@ -294,11 +294,13 @@ class _Commands(Programs):
 
 def trace_programs(server: str | None, client: str, out: Path | None = None, *, loopback: bool = False,
                    lang: str = "en", timeout: float = 10.0, progress: Progress | None = None,
-                   cancel: threading.Event | None = None, strace_dir: Path | None = None) -> RunResult:
+                   cancel: threading.Event | None = None, strace_dir: Path | None = None,
+                   witness: bool = True) -> RunResult:
     """Run ``server`` (optional) and ``client`` under strace in a fresh lab; save the attributed capture.
 
     See the module docstring.  ``strace_dir``: also keep each side's strace output
     (``server.strace``, ``client.strace``) and printed output (``*.out``) there.
+    ``witness=False``: without the kernel witness (``--no-witness``).
     """
     strace = require_strace()
     check_privileges("tracer trace")
@@ -306,4 +308,4 @@ def trace_programs(server: str | None, client: str, out: Path | None = None, *, 
     path = out if out is not None else default_output(f"trace-{command_name(client)}")
     commands = _Commands(server, client, loopback, timeout, strace, ns, strace_dir)
     return run_session(commands, path, name="trace", loopback=loopback, lang=lang, progress=progress,
-                       cancel=cancel)
+                       cancel=cancel, witness=witness)
