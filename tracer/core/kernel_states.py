@@ -43,6 +43,8 @@ _US = 1_000  # the trace clock prints microseconds: a change's time is up to 1 Â
 _BEFORE_SEND = frozenset({"SYN_SENT", "FIN_WAIT_1", "LAST_ACK"})
 _TO_TIME_WAIT = frozenset({"FIN_WAIT_2", "CLOSING"})
 _UNSPECIFIED = ("0.0.0.0", "[::]", "::")
+_ANY_REMOTE = ("0.0.0.0:0", "[::]:0")
+_RX_WINDOW_NS = 50_000_000  # a change the receive path made comes within this of the segment's capture
 
 
 @dataclass(frozen=True)
@@ -76,22 +78,27 @@ def _changes_of(local: str, remote: str, changes: Sequence[KernelStateChange],
     if best >= 0:
         claimed.add(best)
         own.insert(0, changes[best])
+    if not own:  # no socket of its own (a SYN the listener never answered): the listener's
+        port = _port(local)
+        own = [c for c in changes if c.remote in _ANY_REMOTE
+               and c.local in (local, f"0.0.0.0:{port}", f"[::]:{port}")]
     return sorted(own, key=lambda c: c.t_ns)
 
 
-def _place(c: KernelStateChange, sent: Bool, queued: I64, captured: I64, flags: I32) -> int:
-    """Index into the stream's rows of the packet that caused change ``c`` (see the module docstring);
-    -1: before the stream's first packet."""
+def _place(c: KernelStateChange, sent: Bool, queued: I64, captured: I64, flags: I32) -> int | None:
+    """Index into the stream's rows of the packet that caused change ``c`` (see the module
+    docstring); a change no packet caused shows from the next packet on; None: after the last."""
     after = np.flatnonzero(sent & (queued >= c.t_ns))
     if after.size:
         nxt = int(after[0])
         if c.new in _BEFORE_SEND or (c.new == "CLOSED" and int(flags[nxt]) & RST):
             return nxt
     before = np.flatnonzero(~sent & (captured < c.t_ns + _US))
-    if before.size:
+    if before.size and c.t_ns - int(captured[before[-1]]) <= _RX_WINDOW_NS:
         return int(before[-1])
-    # Nothing received yet: the change shows from the packet it precedes.
-    return int(np.searchsorted(captured, c.t_ns + _US)) - 1
+    # A listener opening or closing, close() of a socket that never connected ...
+    first = int(np.searchsorted(captured, c.t_ns + _US))
+    return first if first < len(captured) else None
 
 
 def shown_states(trace: Trace, s: StreamColumns, inferred_a: I8, inferred_b: I8) -> KernelStates:
@@ -142,19 +149,25 @@ def _fill(changes: Sequence[KernelStateChange], sent: Bool, queued: I64, capture
           flags: I32, inferred: I8) -> tuple[I8, Bool]:
     """One endpoint's column over its stream's rows, and which rows agree with ``inferred``."""
     n = len(sent)
-    at = [_place(c, sent, queued, captured, flags) for c in changes]
-    col = np.full(n, int(TcpState[changes[0].old]) if changes[0].old in TcpState.__members__
-                  else int(TcpState.UNKNOWN), dtype=np.int8)
+    col = np.full(n, int(_state(changes[0].old)), dtype=np.int8)
     handed = n  # first row shown by the rules after a handover to a TIME-WAIT socket
-    for c, i in zip(changes, at, strict=True):
-        state = TcpState[c.new] if c.new in TcpState.__members__ else TcpState.UNKNOWN
-        if c.new == "CLOSED" and c.old in _TO_TIME_WAIT and not (i >= 0 and int(flags[i]) & RST):
-            handed = min(handed, max(i, 0))
+    for c in changes:
+        i = _place(c, sent, queued, captured, flags)
+        if i is None:
             continue
-        col[max(i, 0):] = int(state)
+        if c.new == "CLOSED" and c.old in _TO_TIME_WAIT and not int(flags[i]) & RST:
+            handed = min(handed, i)
+            continue
+        col[i:] = int(_state(c.new))
     ok = col == inferred
-    # The request socket: the rules' SYN_RECEIVED where the kernel's socket is still the listener.
+    # The request socket: the rules' SYN_RECEIVED where the kernel's socket is still the
+    # listener; and the rules not knowing (UNKNOWN) contradicts nothing.
     ok |= (col == int(TcpState.LISTEN)) & (inferred == int(TcpState.SYN_RECEIVED))
+    ok |= inferred == int(TcpState.UNKNOWN)
     col[handed:] = inferred[handed:]
     ok[handed:] = True
     return col, ok
+
+
+def _state(name: str) -> TcpState:
+    return TcpState[name] if name in TcpState.__members__ else TcpState.UNKNOWN

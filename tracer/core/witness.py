@@ -22,6 +22,7 @@ kernel function names.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -462,3 +463,62 @@ def _resets(packets: PacketTable, raw: Sequence[KernelRecord],
             r = raw[best]
             out.append(PacketReset(i + 1, r.field("reason"), _tcp_state(r.field("state"))))
     return out
+
+
+# --- drops without a tracepoint ---------------------------------------------------------
+
+LISTEN_OVERFLOW = "TCP_LISTEN_OVERFLOW"
+_ANY_REMOTE = ("0.0.0.0:0", "[::]:0")
+
+
+def _listening(k: KernelAccount, endpoint: str, t_ns: int) -> bool:
+    """Whether a listener bound to ``endpoint`` (or its port on any address) was in LISTEN at ``t_ns``."""
+    port = endpoint.rpartition(":")[2]
+    names = (endpoint, f"0.0.0.0:{port}", f"[::]:{port}")
+    state = ""
+    for c in k.states:  # by time
+        if c.t_ns > t_ns:
+            break
+        if c.remote in _ANY_REMOTE and c.local in names:
+            state = c.new
+    return state == "LISTEN"
+
+
+def unanswered_syns(packets: PacketTable, k: KernelAccount) -> list[int]:
+    """Rows of SYNs sent to a socket in LISTEN that got no answer (no SYN-ACK, no RST from it
+    before the next SYN of the same connection) and no recorded drop."""
+    from tracer.core.model import ACK, RST, SYN
+
+    flags = packets.tcp_flags
+    dropped = {d.packet_no - 1 for d in k.drops}
+    syns = [i for i in range(len(packets)) if int(flags[i]) & (SYN | ACK) == SYN and i not in dropped]
+    out = []
+    for n, i in enumerate(syns):
+        src, dst = packets.src_endpoint(i), packets.dst_endpoint(i)
+        if not _listening(k, dst, int(packets.ts_ns[i])):
+            continue
+        nxt = next((j for j in syns[n + 1:] if packets.src_endpoint(j) == src
+                    and packets.dst_endpoint(j) == dst), len(packets))
+        answered = any(int(flags[j]) & (SYN | RST) and packets.src_endpoint(j) == dst
+                       and packets.dst_endpoint(j) == src for j in range(i + 1, nxt))
+        if not answered:
+            out.append(i)
+    return out
+
+
+def listen_overflow_drops(packets: PacketTable, k: KernelAccount,
+                          overflows: int) -> tuple[KernelAccount, int]:
+    """The account with the SYNs a full accept queue dropped, and how many SYNs went unanswered.
+
+    The kernel drops such a SYN without a ``kfree_skb`` reason and counts it in
+    ``TcpExt.ListenOverflows`` (``overflows``: its change over the run in the lab's
+    namespaces).  The unanswered SYNs to a listener are marked
+    ``PacketDrop(reason=TCP_LISTEN_OVERFLOW, where=tcp_conn_request)`` only when their
+    number is the counter's: evidence, not a guess.  Otherwise the account is unchanged
+    (the caller warns that the counts disagree)."""
+    rows = unanswered_syns(packets, k)
+    if not rows or len(rows) != overflows:
+        return k, len(rows)
+    new = [PacketDrop(i + 1, LISTEN_OVERFLOW, "tcp_conn_request", int(packets.ts_ns[i])) for i in rows]
+    drops = tuple(sorted((*k.drops, *new), key=lambda d: d.packet_no))
+    return dataclasses.replace(k, drops=drops), len(rows)

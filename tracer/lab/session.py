@@ -38,11 +38,11 @@ import numpy as np
 from tracer.core.analysis import Analysis
 from tracer.core.model import KernelSocketState, SocketCall, TraceWarning
 from tracer.core.trace import Trace
-from tracer.core.witness import KernelAccount, KernelRecord, account
+from tracer.core.witness import KernelAccount, KernelRecord, account, listen_overflow_drops
 from tracer.errors import EXIT_PRIVILEGES, TracerError
 from tracer.lab.kernel_states import snapshot
 from tracer.lab.netns import Lab
-from tracer.lab.sniffer import CaptureStats, Sniffer
+from tracer.lab.sniffer import CaptureStats, Sniffer, counters_delta, parse_snmp
 from tracer.lab.witness import Witness, WitnessUnavailable
 
 # Capabilities the lab needs: CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_SYS_ADMIN (21).
@@ -263,6 +263,39 @@ def kernel_account(lab: Lab, trace: Trace, records: list[KernelRecord], overrun:
     return account(t, records, devs, addresses=addresses, overrun=overrun)
 
 
+# Where the kernel counts what it drops without a tracepoint (a SYN to a full accept queue).
+LISTEN_COUNTERS = ("TcpExt.ListenOverflows", "TcpExt.ListenDrops")
+
+
+def listen_counters(lab: Lab) -> dict[str, int]:
+    """``LISTEN_COUNTERS`` summed over the lab's namespaces (``/proc/net/netstat``); {} if unreadable."""
+    total = dict.fromkeys(LISTEN_COUNTERS, 0)
+    for h in lab.hosts:
+        proc = h.run(["cat", "/proc/net/netstat"], check=False, timeout=10)
+        values = parse_snmp(proc.stdout) if proc.returncode == 0 else {}
+        if not all(k in values for k in LISTEN_COUNTERS):
+            return {}
+        for k in LISTEN_COUNTERS:
+            total[k] += values[k]
+    return total
+
+
+def _with_overflows(trace: Trace, k: KernelAccount,
+                    delta: dict[str, int]) -> tuple[KernelAccount, list[TraceWarning]]:
+    """The account with the listen-queue overflow drops the counters prove, or a warning
+    that the unanswered SYNs and the kernel's count disagree."""
+    from tracer.i18n import both
+
+    counted = delta.get("TcpExt.ListenOverflows")
+    if counted is None:
+        return k, []
+    k, syns = listen_overflow_drops(trace.packets, k, counted)
+    if syns == counted:
+        return k, []
+    note = both("witness.overflow_mismatch", syns=syns, counted=counted)
+    return k, [TraceWarning("kernel_listen_overflow_mismatch", *note)]
+
+
 def _witness_warnings(k: KernelAccount) -> list[TraceWarning]:
     from tracer.i18n import both
 
@@ -304,6 +337,7 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
             poll = poller(cancel, progress, lambda: _so_far(sniffer, programs))
 
             wit, witness_note = _start_witness(lab) if witness else (None, None)
+            listen_before = listen_counters(lab) if wit is not None else {}
             try:
                 with contextlib.ExitStack() as stack:
                     programs.prepare(stack, lab)
@@ -322,13 +356,16 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
                     records = wit.stop() if wit is not None else []
             if sniffer.proc is None:
                 raise KeyboardInterrupt  # interrupted before the capture started: nothing to save
+            listen = counters_delta(listen_before, listen_counters(lab)) if listen_before else {}
             cap = sniffer.stop()
             states = (*programs.states(), *lab_states(lab, "end"))
             trace = cap.trace
             kernel = None
+            overflow_notes: list[TraceWarning] = []
             if wit is not None:
                 kernel = kernel_account(lab, trace, records, wit.overrun)
-            warnings = [*trace.warnings, *(_placed(trace, w) for w in programs.warnings())]
+                kernel, overflow_notes = _with_overflows(trace, kernel, listen)
+            warnings = [*trace.warnings, *(_placed(trace, w) for w in programs.warnings()), *overflow_notes]
             if witness_note is not None:
                 warnings.append(witness_note)
             warnings += _witness_warnings(kernel or KernelAccount())
@@ -338,7 +375,8 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
                     "scenario_failed", error.message, error.message_zh,
                     t_ns=stopped_ns if t_ns is None else t_ns)))
             meta = dataclasses.replace(trace.meta, extra={
-                **trace.meta.extra, **programs.meta(), **_capture_meta(cap.stats)})
+                **trace.meta.extra, **programs.meta(), **_capture_meta(cap.stats),
+                **{f"kernel.{k}": str(v) for k, v in listen.items()}})
             trace = dataclasses.replace(trace, calls=programs.calls(trace), kernel_states=states, meta=meta,
                                         warnings=tuple(warnings), kernel=kernel)
             analysis = analyze(trace)
