@@ -13,8 +13,10 @@ later shows it without root.
 
 Frames are tied to ``net_dev_queue`` records per device, in order, by length (the
 length there is the whole frame, link header included), each record used once and
-never after its frame was captured; records the capture did not see (another
-namespace's ``lo``) are skipped.  Drops and ``tcp_probe`` name the skb: veth and ``lo``
+never after its frame was captured.  On ``lo``, which every namespace has (the
+tracepoint does not say which), other namespaces' frames are recorded too: there a
+frame takes the unused record of its length queued nearest before its capture
+(``_nearest``); the rest are counted as ``unmatched``.  Drops and ``tcp_probe`` name the skb: veth and ``lo``
 hand the very skb they were given to the receiver, so the skb address ties them to the
 frame queued last with that address.  The origin rules (``classify``) are tables of
 kernel function names.
@@ -22,6 +24,7 @@ kernel function names.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -288,6 +291,9 @@ _SLACK_NS = 2_000  # the trace clock prints microseconds: a record may read up t
 # kfree_skb reasons that are not drops: a plain free, and a sender purging its own queue.
 _NOT_DROPS = frozenset({"NOT_SPECIFIED", "QUEUE_PURGE", ""})
 _RX_WINDOW_NS = 50_000_000  # a receive-path record comes within this of the frame's receipt
+# Devices whose name every namespace has: their records include other namespaces' frames.
+SHARED_DEVICES = frozenset({"lo"})
+_SHARED_WINDOW_NS = 5_000_000  # a frame on lo is captured within this of being queued
 
 
 def _tcp_state(name: str) -> str:
@@ -334,12 +340,19 @@ def account(
     frame_rec = [-1] * n
     taken: set[int] = set()
     cursor = dict.fromkeys(queued, 0)
+    times = {dev: [records[k].ts_ns for k in lst] for dev, lst in queued.items() if dev in SHARED_DEVICES}
     for i in range(n):
         dev = device_of[i]
         lst = queued.get(dev)
         if not lst:
             continue
         ts, size = int(packets.ts_ns[i]), int(packets.wirelen[i])
+        if dev in SHARED_DEVICES:
+            k = _nearest(records, lst, times[dev], ts, size, taken)
+            if k >= 0:
+                frame_rec[i] = k
+                taken.add(k)
+            continue
         j = cursor[dev]
         while j < len(lst) and lst[j] in taken:
             j += 1
@@ -430,6 +443,21 @@ def account(
         origins=tuple(origins), drops=tuple(drops), resets=tuple(resets), figures=tuple(figures),
         states=tuple(states), frames_queued=sum(len(v) for v in queued.values()),
         unmatched=sum(len(v) for v in queued.values()) - len(taken), overrun=overrun)
+
+
+def _nearest(records: Sequence[KernelRecord], lst: Sequence[int], times: Sequence[int], ts: int, size: int,
+             taken: set[int]) -> int:
+    """On a device other namespaces share (``lo``): the unused record of this length queued
+    last before the frame was captured, within ``_SHARED_WINDOW_NS``; -1 if none.  (The
+    capture's timestamp is taken as the frame is queued, so the nearest is the frame's own;
+    the first unused one could be another namespace's, long before.)"""
+    j = bisect.bisect_right(times, ts + _SLACK_NS) - 1
+    while j >= 0 and times[j] >= ts - _SHARED_WINDOW_NS:
+        k = lst[j]
+        if k not in taken and int(records[k].field("len", "-1")) == size:
+            return k
+        j -= 1
+    return -1
 
 
 def _lab_socket(r: KernelRecord, addresses: frozenset[str]) -> bool:
