@@ -183,10 +183,11 @@ def parse_lines(lines: Sequence[str], cpu: int = 0) -> list[KernelRecord]:
 class Witness:
     """A private ftrace instance recording the lab's kernel events (see the module docstring)."""
 
-    def __init__(self, devices: Sequence[str]) -> None:
+    def __init__(self, devices: Sequence[str], buffer_kb: int = BUFFER_KB) -> None:
         if os.geteuid() != 0:
             raise WitnessUnavailable("witness.needs_root")
         self.devices = tuple(devices)
+        self.buffer_kb = buffer_kb
         self._mounted: Path | None = None
         root = find_tracefs()
         if root is None:
@@ -245,7 +246,7 @@ class Witness:
             self.clock_offset_ns = round(diff / 1e9) * 1_000_000_000
         else:
             raise OSError(errno.ENOTSUP, "no tai trace clock", str(d / "trace_clock"))
-        _write(d / "buffer_size_kb", str(BUFFER_KB))
+        _write(d / "buffer_size_kb", str(self.buffer_kb))
         ev = d / "events"
         devs = " || ".join(f'name {"~" if "*" in n else "=="} "{n}"' for n in self.devices)
         _write(ev / "net" / "net_dev_queue" / "filter", devs)
