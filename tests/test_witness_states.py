@@ -117,3 +117,28 @@ def test_backlog_full_syns_dropped_by_the_listen_queue(scenario_run: Callable[[s
         i = no - 1
         server_col = an.state_b if int(an.direction[i]) == 0 else an.state_a
         assert server_col[i] == TcpState.LISTEN
+
+
+@pytest.mark.lab
+def test_zero_window_close_is_fin_wait_1_before_the_fin(scenario_run: Callable[[str], Path]) -> None:
+    """close() with data queued behind a zero window: the kernel's FIN_WAIT_1 shows from the
+    first packet after close(), long before the FIN that the rules wait for."""
+    from tracer.core.model import FIN
+
+    trace = read_capture(scenario_run("zero-window"))
+    an = analyze(trace)
+    k = trace.kernel
+    assert k is not None
+    t = trace.packets
+    info = an.tcp_streams[0]
+    client = info.client or info.a
+    server = info.b if client == info.a else info.a
+    col = an.state_a if info.a == client else an.state_b
+    change = [c for c in k.states if c.local == client and c.remote == server and c.new == "FIN_WAIT_1"]
+    assert len(change) == 1
+    after = next(i for i in range(len(t)) if int(t.ts_ns[i]) >= change[0].t_ns + 1000)
+    fin = next(i for i in range(len(t)) if int(t.tcp_flags[i]) & FIN and t.src_endpoint(i) == client)
+    assert after < fin  # the FIN waited behind the data
+    first = next(i for i in range(len(t)) if col[i] == TcpState.FIN_WAIT_1)
+    assert first == after
+    assert set(range(after, fin)) <= set(an.state_disagreements)

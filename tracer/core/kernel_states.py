@@ -10,11 +10,14 @@ socket before that has no tracepoint); a client socket's first change
 
 Each change is put on the packet that caused it: a change that precedes what the
 socket sends (SYN_SENT before the SYN, FIN_WAIT_1/LAST_ACK before the FIN, CLOSED
-before an active RST) on the first packet that endpoint queued at or after it; any
-other change (the receive path's) on the last packet captured towards that endpoint
-before it.  The state of an endpoint after a packet is then its socket's state after
-the changes put on that packet or earlier; before its first change, the first
-change's old state (the listener's LISTEN for a server's connection).
+before an active RST) on that packet, the first that endpoint queued at or after it;
+any other change (the receive path's) on the last packet captured towards that
+endpoint before it (within ``_RX_WINDOW_NS``).  A change no packet caused (close() with
+data still queued behind a zero window: FIN_WAIT_1 long before the FIN; a listener
+opening) shows from the first packet captured after it.  The state of an endpoint
+after a packet is then its socket's state after the changes put on that packet or
+earlier; before its first change, the first change's old state (the listener's LISTEN
+for a server's connection).
 
 Two things the kernel does not record are taken from the wire rules, and are not
 disagreements: a server endpoint between the SYN-ACK and the child socket (the
@@ -32,15 +35,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracer.core.model import RST, StreamInfo, TcpState
+from tracer.core.model import FIN, RST, SYN, StreamInfo, TcpState
 from tracer.core.streams import StreamColumns
 from tracer.core.table import I8, I32, I64, Bool, PacketTable
 from tracer.core.trace import Trace
 from tracer.core.witness import KernelAccount, KernelStateChange
 
 _US = 1_000  # the trace clock prints microseconds: a change's time is up to 1 µs early
-# Changes the socket makes before sending (the packet that follows shows them).
-_BEFORE_SEND = frozenset({"SYN_SENT", "FIN_WAIT_1", "LAST_ACK"})
+# Changes the socket makes before sending, and the flag of the packet that follows them.
+_BEFORE_SEND = {"SYN_SENT": SYN, "FIN_WAIT_1": FIN, "LAST_ACK": FIN, "CLOSED": RST}
 _TO_TIME_WAIT = frozenset({"FIN_WAIT_2", "CLOSING"})
 _UNSPECIFIED = ("0.0.0.0", "[::]", "::")
 _ANY_REMOTE = ("0.0.0.0:0", "[::]:0")
@@ -89,10 +92,13 @@ def _place(c: KernelStateChange, sent: Bool, queued: I64, captured: I64, flags: 
     """Index into the stream's rows of the packet that caused change ``c`` (see the module
     docstring); a change no packet caused shows from the next packet on; None: after the last."""
     after = np.flatnonzero(sent & (queued >= c.t_ns))
-    if after.size:
-        nxt = int(after[0])
-        if c.new in _BEFORE_SEND or (c.new == "CLOSED" and int(flags[nxt]) & RST):
-            return nxt
+    flag = _BEFORE_SEND.get(c.new, 0)
+    if after.size and int(flags[int(after[0])]) & flag:
+        return int(after[0])
+    if c.new in _BEFORE_SEND and c.new != "CLOSED":
+        # close() with data still queued: FIN_WAIT_1 now, the FIN later (zero window).
+        first = int(np.searchsorted(captured, c.t_ns + _US))
+        return first if first < len(captured) else None
     before = np.flatnonzero(~sent & (captured < c.t_ns + _US))
     if before.size and c.t_ns - int(captured[before[-1]]) <= _RX_WINDOW_NS:
         return int(before[-1])
