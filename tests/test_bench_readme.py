@@ -3,24 +3,15 @@ results saved in bench/results/ (a figure typed by hand, or a stale one, fails).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType
+
+from helpers.bench import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
-
-def _readme_writer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_readme", REPO / "bench" / "readme.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _readme_writer()
+bench = load_bench("readme")
 
 
 def _section(text: str) -> str:

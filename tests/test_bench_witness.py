@@ -3,23 +3,14 @@ rendered from bench/results/witness.json alone (a figure typed by hand, or a sta
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
+
+from helpers.bench import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_witness", REPO / "bench" / "witness.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_bench("witness")
 
 
 def _doc() -> dict[str, object]:
