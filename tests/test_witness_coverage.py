@@ -2,7 +2,8 @@
 
 Each scenario runs as a user runs it (``python -m tracer run NAME --no-tui``), in the
 two-host lab and with ``--loopback``; the saved capture's kernel account must give every
-TCP frame an origin, lose no witness event (overrun) and hold the run's state changes.
+TCP frame an origin, lose no witness event (overrun), hold the run's state changes, and
+find the listen-queue counters and the unanswered SYNs in agreement.
 ``bench/witness.py`` reports the same figures for the docs (with the overhead).
 """
 
@@ -36,6 +37,9 @@ def test_every_tcp_frame_has_a_kernel_origin(name: str, lab: str, tmp_path: Path
     k = trace.kernel
     assert k is not None, [w.message for w in trace.warnings]
     assert k.overrun == 0
+    # The listen-queue counters and the unanswered SYNs agree in every scenario (a SYN no
+    # listener answered is one the kernel counted as an overflow).
+    assert not [w.message for w in trace.warnings if w.code == "kernel_listen_overflow_mismatch"]
     t = trace.packets
     tcp = [i + 1 for i in range(len(t)) if t.proto_name(i) == "tcp"]
     origins = k.origin_of()
