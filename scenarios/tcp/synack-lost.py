@@ -41,7 +41,7 @@ IMPAIR = ["drop syn-ack to client"]
 TIMEOUT = 5
 EXPECT = """
 c > s  S       connect()
-s > c  S.      kernel:listen_queue_synack   s=LISTEN   # dropped before the client; the listener stays in LISTEN
+s > c  S.      kernel:listen_queue_synack   s=LISTEN   # dropped before the client; listener stays LISTEN
 s > c  S.      dt>=0.8  dt<=1.5  [retransmission]  kernel:synack_retransmission   # server's timer
 c > s  S       dt<=0.1  [retransmission]  kernel:syn_retransmission   # client's timer, same tick
 s > c  S.      [retransmission]  kernel:synack_retransmission   # the answer to the repeated SYN
