@@ -70,16 +70,28 @@ def test_without_the_kernel_the_states_are_the_rules() -> None:
         assert an.state_disagreements == ()
 
 
+NC_CLIENT = "python3 -c \"import socket; socket.create_connection(('{server}', 7999), timeout=2).close()\""
+NC_SERVER = "python3 -c \"import socket; s = socket.create_server(('', 7999)); s.accept()[0].close()\""
+
+
 @pytest.mark.lab
-def test_no_witness_runs_without_it(tmp_path: Path) -> None:
-    out = tmp_path / "hello.pcapng"
-    argv = [sys.executable, "-m", "tracer", "run", "hello", "--no-tui", "--no-witness", "--out", str(out)]
+@pytest.mark.parametrize("command", ["run", "trace"])
+def test_no_witness_runs_without_it(command: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{command}.pcapng"
+    what = ["hello"] if command == "run" else ["--server", NC_SERVER, "--client", NC_CLIENT]
+    argv = [sys.executable, "-m", "tracer", command, *what, "--no-tui", "--no-witness", "--out", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     trace = read_capture(out)
     assert trace.kernel is None
     assert not [w for w in trace.warnings if w.code.startswith("kernel_")]
-    assert len(trace.packets) > 0
+    assert "kernel.TcpExt.ListenOverflows" not in trace.meta.extra
+    assert any(int(f) & SYN for f in trace.packets.tcp_flags.tolist())
+    # The same run with the witness has its account.
+    argv.remove("--no-witness")
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert read_capture(out).kernel is not None
 
 
 @pytest.mark.lab

@@ -9,6 +9,13 @@ metadata, analyses and writes one pcapng holding packets, comments, calls and
 kernel states.  ``Programs`` is all that differs between the two commands: how the
 programs start and end, and how their calls, metadata and warnings are recorded.
 
+The kernel witness (``tracer.lab.witness``; not with ``witness=False``, i.e.
+``--no-witness``) records the run beside the capture; its account is tied to the
+frames (``kernel_account``), and the lab's ListenOverflows/ListenDrops counters, read
+at the start and the end, mark the SYNs a full accept queue swallowed
+(``listen_overflow_drops``).  The analysis' state disagreements with the kernel are a
+warning (``kernel_states_disagree``).
+
 A run that fails or hangs, and SIGINT/SIGTERM (raised as ``KeyboardInterrupt`` by
 the caller, see ``signals_as_interrupt``) or ``cancel``, still save the capture so
 far; the lab (namespaces, veth, nft tables, processes) is always removed, with
