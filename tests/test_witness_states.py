@@ -154,3 +154,38 @@ def test_zero_window_close_is_fin_wait_1_before_the_fin(scenario_run: Callable[[
     first = next(i for i in range(len(t)) if col[i] == TcpState.FIN_WAIT_1)
     assert first == after
     assert set(range(after, fin)) <= set(an.state_disagreements)
+
+
+REUSE_SERVER = ("python3 -c \"import socket; s = socket.create_server(('', 7998))\n"
+                "for _ in range(2): s.accept()[0].close()\"")
+REUSE_CLIENT = ("python3 -c \"import socket, time\nfor _ in range(2):\n"
+                " s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                " s.bind(('', 40001)); s.connect(('{server}', 7998))\n"
+                " while s.recv(100): pass\n"
+                " s.close(); time.sleep(0.3)\"")
+
+
+@pytest.mark.lab
+def test_a_reused_four_tuple_keeps_each_connections_states(tmp_path: Path) -> None:
+    """The client binds the same port twice; the server closes first each time (its
+    TIME-WAIT takes the second SYN): two streams on one 4-tuple, each with its own
+    kernel states (the server ends in TIME-WAIT, the client CLOSED, RFC 9293)."""
+    out = tmp_path / "reuse.pcapng"
+    argv = [sys.executable, "-m", "tracer", "trace", "--no-tui", "--server", REUSE_SERVER,
+            "--client", REUSE_CLIENT, "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    trace = read_capture(out)
+    assert trace.kernel is not None
+    an = analyze(trace)
+    assert len(an.tcp_streams) == 2 and {an.tcp_streams[0].a, an.tcp_streams[0].b} == \
+        {an.tcp_streams[1].a, an.tcp_streams[1].b}
+    assert an.state_disagreements == ()
+    for info in an.tcp_streams:
+        rows = [i for i in range(len(trace.packets)) if an.stream[i] == info.index]
+        client_col, server_col = ((an.state_a, an.state_b) if info.client == info.a
+                                  else (an.state_b, an.state_a))
+        assert client_col[rows[0]] == TcpState.SYN_SENT and server_col[rows[0]] == TcpState.LISTEN
+        # The first connection's changes stay its own: the listener never shows SYN_RECEIVED.
+        assert TcpState.SYN_RECEIVED not in {int(server_col[i]) for i in rows}
+        assert server_col[rows[-1]] == TcpState.TIME_WAIT and client_col[rows[-1]] == TcpState.CLOSED

@@ -133,16 +133,20 @@ def kernel_states(t: PacketTable, stream: np.ndarray, direction: np.ndarray,
         dirs = direction[rows]
         captured = t.ts_ns[rows].astype(np.int64)
         flags = t.tcp_flags[rows]
-        # A reused 4-tuple: this stream's changes end where the next one on it begins.
+        # A reused 4-tuple: this stream's own changes begin with its first packet and end
+        # where the next stream on it begins.
         nxt = [s.first_no for s in tcp[k + 1:] if {s.a, s.b} == {info.a, info.b}]
         end = int(t.ts_ns[nxt[0] - 1]) if nxt else None
+        reused = any({s.a, s.b} == {info.a, info.b} for s in tcp[:k])
+        begin = int(queued[rows].min()) if reused else None
         for side, (local, remote), out, inferred in (
             (0, (info.a, info.b), out_a, inferred_a), (1, (info.b, info.a), out_b, inferred_b),
         ):
             sent = dirs == side
             first_sent = int(queued[rows[sent][0]]) if sent.any() else int(captured[-1])
             changes = [c for c in _changes_of(local, remote, kernel.states, first_sent, claimed)
-                       if end is None or c.t_ns < end]
+                       if (end is None or c.t_ns < end)
+                       and (begin is None or c.t_ns >= begin or c.local != local or c.remote != remote)]
             if not changes:
                 continue
             col, ok = _fill(changes, sent, queued[rows], captured, flags, inferred[rows])
