@@ -276,8 +276,8 @@ def apply_kernel(t: PacketTable, s: StreamColumns, causes: CauseColumns, account
             tied = None if keep_bytes else tie_call(o, by_tid, src, dst)
             if tied is not None:
                 call[i], call_id[i] = CALL_CODE.get(tied.call, 0), tied.id
-            elif call_id[i] < 0:
-                call[i] = CALL_CODE.get(_CALL_OF.get(o.what, ""), 0)
+            elif not keep_bytes:  # no call of that thread fits: another thread's never does
+                call[i], call_id[i] = CALL_CODE.get(_CALL_OF.get(o.what, ""), 0), -1
         else:
             by[i] = int(CauseBy.KERNEL)
             if payload == 0:  # data keeps the send call that queued its bytes
