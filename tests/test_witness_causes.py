@@ -142,6 +142,9 @@ RULE_CASES = [
         0,
         "data_released_by_ack",
     ),
+    # A bare FIN close() queued behind unacknowledged data, sent when the ACK came: still close()'s.
+    (origin("receive", "tcp", "data", "tcp_write_xmit"), FIN | ACK, 0, "close_fin", 0, "close_fin"),
+    (origin("timer", "retransmit", "retransmit"), FIN | DATA, 10, "retransmission", 0, "rto_retransmission"),
     (
         origin("receive", "tcp", "retransmit", "tcp_xmit_retransmit_queue", "tcp_ack"),
         DATA,
@@ -497,3 +500,13 @@ def test_backlog_full_listeners_rst(tmp_path: Path) -> None:
     assert close.call == "close" and close.tid == o.tid and close.side == "server"
     listen = next(c for c in trace.calls if c.call == "listen" and c.side == "server")
     assert close.fd == listen.fd and close.pid == listen.pid  # the listening socket's close()
+
+
+def test_fin_released_by_an_ack_keeps_its_close(hello: Trace) -> None:
+    base = analyze(hello)
+    close = int(base.cause_call_id[8])  # packet 9: the server's FIN
+    assert _call(hello, close).call == "close"
+    a = _with(hello, origin("receive", "tcp", "data", "tcp_write_xmit", "tcp_rcv_established", packet_no=9))
+    assert REASONS[int(a.cause_reason[8])] == REASONS[int(base.cause_reason[8])] == "close_fin_ack"
+    assert int(a.cause_call_id[8]) == close and int(a.cause_by[8]) == CauseBy.KERNEL
+    assert int(a.released_by[8]) == -1  # no data was released

@@ -36,17 +36,17 @@ from tracer.core.witness import KernelAccount, PacketOrigin
 # --- the rules table ------------------------------------------------------------------
 
 # Segment shapes a rule can ask for (``shape_of``).
-SHAPES = ("rst", "syn", "synack", "fin", "data", "pure")
+SHAPES = ("rst", "syn", "synack", "fin", "fin_data", "data", "pure")
 
 
 def shape_of(flags: int, payload: int) -> str:
-    """The shape of a TCP segment: rst, syn, synack, fin (with or without data), data, pure."""
+    """The shape of a TCP segment: rst, syn, synack, fin, fin_data (a FIN with data), data, pure."""
     if flags & RST:
         return "rst"
     if flags & SYN:
         return "synack" if flags & ACK else "syn"
     if flags & FIN:
-        return "fin"
+        return "fin_data" if payload > 0 else "fin"
     return "data" if payload > 0 else "pure"
 
 
@@ -80,7 +80,8 @@ SEND_SYSCALLS = _s("sendto", "sendmsg", "sendmmsg", "write", "writev", "send", "
 RECV_SYSCALLS = _s("recvfrom", "recvmsg", "recvmmsg", "read", "readv", "recv")
 CLOSE_SYSCALLS = _s("close", "shutdown", "close_range")
 _ANY = _s(*SHAPES)
-_DATA = _s("data", "fin")  # a FIN may carry data
+_DATA = _s("data", "fin_data")
+_FIN = _s("fin", "fin_data")
 
 RULES: tuple[Rule, ...] = (
     # Resets: closing a listener resets the connections still in its accept queue.
@@ -94,13 +95,13 @@ RULES: tuple[Rule, ...] = (
     Rule("timer", "synack", "*", _s("synack"), "synack_retransmission"),
     Rule("receive", "*", "synack", _s("synack"), "synack_resent_for_syn", _s("tcp_check_req")),
     # Closing: the process's exit, or close()/shutdown() (the wire rules say which close).
-    Rule("exit", "*", "*", _s("fin"), "exit_fin"),
-    Rule("call", CLOSE_SYSCALLS, "*", _s("fin"), "close"),
+    Rule("exit", "*", "*", _FIN, "exit_fin"),
+    Rule("call", CLOSE_SYSCALLS, "*", _FIN, "close"),
     # Timers.
     Rule("timer", "loss_probe", "*", _ANY, "tail_loss_probe"),
     Rule("timer", "probe", "*", _ANY, "zero_window_probe"),
     Rule("timer", "keepalive", "*", _ANY, "keep_alive"),
-    Rule("timer", "retransmit", "*", _s("data"), "rto_retransmission"),
+    Rule("timer", "retransmit", "*", _DATA, "rto_retransmission"),
     Rule("timer", "retransmit", "*", _s("fin"), "fin_retransmission"),
     Rule("timer", "delayed_ack", "*", _s("pure"), "delayed_ack"),
     # The receive path: data it released, segments it retransmitted, ACKs it sent.
@@ -223,20 +224,25 @@ def tie_call(o: PacketOrigin, by_tid: Mapping[int, Sequence[SocketCall]], src: s
     return best
 
 
-def _releasers(t: PacketTable, s: StreamColumns, rows: list[int], at: list[int]) -> list[int]:
-    """For each row, the peer's last segment in its TCP stream captured by time ``at``."""
-    tcp = np.flatnonzero((t.proto == PROTO_TCP) & (s.stream >= 0) & (s.direction >= 0))
-    key = s.stream[tcp].astype(np.int64) * 2 + s.direction[tcp]
-    order = np.lexsort((t.ts_ns[tcp], key))
-    tcp, key = tcp[order], key[order]
-    ts = t.ts_ns[tcp]
-    out = []
-    for i, when in zip(rows, at, strict=True):
-        peer = int(s.stream[i]) * 2 + 1 - int(s.direction[i])
-        lo, hi = np.searchsorted(key, peer, "left"), np.searchsorted(key, peer, "right")
-        k = lo + int(np.searchsorted(ts[lo:hi], when, "right")) - 1
-        out.append(int(tcp[k]) if k >= lo else -1)
-    return out
+class _Peers:
+    """The TCP rows of each (stream, direction), in capture order, for finding the peer's
+    last segment before a time (built once per analysis, on first use)."""
+
+    def __init__(self, t: PacketTable, s: StreamColumns) -> None:
+        tcp = np.flatnonzero((t.proto == PROTO_TCP) & (s.stream >= 0) & (s.direction >= 0))
+        key = s.stream[tcp].astype(np.int64) * 2 + s.direction[tcp]
+        order = np.lexsort((t.ts_ns[tcp], key))
+        self.rows, self.key, self.ts = tcp[order], key[order], t.ts_ns[tcp[order]]
+        self.s = s
+
+    def last_before(self, i: int, when: int) -> int:
+        """The last row the other end of row ``i``'s stream sent by time ``when``, or -1."""
+        if int(self.s.stream[i]) < 0 or int(self.s.direction[i]) < 0:
+            return -1
+        peer = int(self.s.stream[i]) * 2 + 1 - int(self.s.direction[i])
+        lo, hi = np.searchsorted(self.key, peer, "left"), np.searchsorted(self.key, peer, "right")
+        k = lo + int(np.searchsorted(self.ts[lo:hi], when, "right")) - 1
+        return int(self.rows[k]) if k >= lo else -1
 
 
 _RELEASE_SLACK_NS = 2_000  # the capture and the trace clock print microseconds
@@ -257,38 +263,39 @@ def apply_kernel(t: PacketTable, s: StreamColumns, causes: CauseColumns, account
     for o in account.origins:
         if 1 <= o.packet_no <= n and o.kind != "unknown":
             origins.setdefault(o.packet_no - 1, o)
-    released: list[tuple[int, int]] = []
+    peers: _Peers | None = None
     for i, o in sorted(origins.items()):
         src, dst = t.src_endpoint(i), t.dst_endpoint(i)
         was = REASONS[int(reason[i])]
+        payload = int(t.payload_len[i])
+        now = was
         if int(t.proto[i]) == PROTO_TCP:
-            flags, payload = int(t.tcp_flags[i]), int(t.payload_len[i])
-            answered = _answered_flags(t, s, i) if "tcp_validate_incoming" in o.stack else 0
-            now = kernel_reason(o, flags, payload, was, answered)
-        else:
-            payload, now = int(t.payload_len[i]), was
+            answered = 0
+            if "tcp_validate_incoming" in o.stack:
+                peers = peers or _Peers(t, s)
+                j = peers.last_before(i, int(t.ts_ns[i]))
+                answered = int(t.tcp_flags[j]) if j >= 0 else 0
+            now = kernel_reason(o, int(t.tcp_flags[i]), payload, was, answered)
         kernel[i] = True
         inferred[i] = False
         reason[i] = reason_code(now)
+        keep_bytes = payload > 0 and call_id[i] >= 0  # data keeps the call that queued its bytes
         if now in CALL_REASONS and o.kind in ("call", "exit"):
+            tied = None if keep_bytes and now != "exit_fin" else tie_call(o, by_tid, src, dst)
             by[i] = int(CauseBy.CALL)
-            keep_bytes = now in ("send_data", "send_data_fin") and call_id[i] >= 0
-            tied = None if keep_bytes else tie_call(o, by_tid, src, dst)
             if tied is not None:
                 call[i], call_id[i] = CALL_CODE.get(tied.call, 0), tied.id
+            elif o.kind == "exit" and not keep_bytes:  # no recorded close at exit
+                by[i], call[i], call_id[i] = int(CauseBy.KERNEL), 0, -1
             elif not keep_bytes:  # no call of that thread fits: another thread's never does
                 call[i], call_id[i] = CALL_CODE.get(_CALL_OF.get(o.what, ""), 0), -1
         else:
             by[i] = int(CauseBy.KERNEL)
-            if payload == 0:  # data keeps the send call that queued its bytes
-                call[i], call_id[i] = 0, -1
+            if not keep_bytes and now not in CALL_REASONS:
+                call[i], call_id[i] = 0, -1  # a FIN close() queued keeps that close()
         if now == "data_released_by_ack":
-            released.append((i, o.t_ns))
-    if released:
-        rows = [i for i, _ in released]
-        for i, j in zip(rows, _releasers(t, s, rows, [w + _RELEASE_SLACK_NS for _, w in released]),
-                        strict=True):
-            released_by[i] = j
+            peers = peers or _Peers(t, s)
+            released_by[i] = peers.last_before(i, o.t_ns + _RELEASE_SLACK_NS)
     return KernelCauses(CauseColumns(by, causes.side, call, reason, inferred, call_id), kernel, released_by)
 
 
@@ -298,14 +305,6 @@ _CALL_OF: Mapping[str, str] = {
     "close": "close", "shutdown": "shutdown", "recvfrom": "recvfrom", "recvmsg": "recv", "read": "recv",
     "exit": "close",
 }
-
-
-def _answered_flags(t: PacketTable, s: StreamColumns, i: int) -> int:
-    """TCP flags of the peer's last segment before row ``i`` in its stream (0 if none)."""
-    if int(s.stream[i]) < 0:
-        return 0
-    j = _releasers(t, s, [i], [int(t.ts_ns[i])])[0]
-    return int(t.tcp_flags[j]) if j >= 0 else 0
 
 
 # --- agreement with the wire rules ------------------------------------------------------
