@@ -2,7 +2,9 @@
 
 Causes are inferred from the wire, then, when the trace has recorded socket
 calls, tied to those calls (``attribute_calls``) and their errors to the packets
-that caused them (``link_errors``).
+that caused them (``link_errors``).  Where the kernel witnessed the run
+(``trace.kernel``), each witnessed frame's cause comes from its origin instead
+(``apply_kernel``); the wire rules' reason stays in ``inferred_reason``.
 
 ``analyze(trace)`` is the one entry point the adapters use.  Each stage is a pure,
 vectorised function over whole columns (see ``docs/architecture.md``).
@@ -14,6 +16,7 @@ import numpy as np
 
 from tracer.core.analysis import Analysis
 from tracer.core.attribution import attribute_calls, infer_causes, link_errors
+from tracer.core.kernel_causes import apply_kernel
 from tracer.core.model import CauseSource
 from tracer.core.seq_analysis import analyze_tcp
 from tracer.core.streams import assign_streams
@@ -36,6 +39,11 @@ def analyze(trace: Trace) -> Analysis:
         c = attribute_calls(t, s, a, c, trace.calls)
         source[~c.inferred] = int(CauseSource.CALLS)
         links = link_errors(t, s, trace.calls)
+    released_by = np.full(len(t), -1, dtype=np.int32)
+    if trace.kernel is not None:
+        k = apply_kernel(t, s, c, trace.kernel, trace.calls)
+        c, released_by = k.causes, k.released_by
+        source[k.kernel] = int(CauseSource.KERNEL)
     return Analysis(
         stream=s.stream,
         direction=s.direction,
@@ -52,6 +60,7 @@ def analyze(trace: Trace) -> Analysis:
         cause_call_id=c.call_id,
         cause_source=source,
         inferred_reason=inferred_reason,
+        released_by=released_by,
         tcp_streams=s.tcp_streams,
         udp_streams=s.udp_streams,
         error_links=links,
