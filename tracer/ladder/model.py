@@ -37,6 +37,7 @@ from tracer.i18n import warning_text
 from tracer.i18n.explain import state_name
 from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets
 from tracer.ladder.filter import Filter
+from tracer.ladder.kernel import KernelView, drop_note
 from tracer.ladder.labels import LABELS, flag_names, other_frame_text, reason_words, tcp_label
 from tracer.ladder.streams import Lanes, StreamKey, call_streams, caused_streams, lanes_of, stream_infos
 
@@ -68,6 +69,7 @@ class Cells:
     tcp_flags: int = 0
     side: str = ""  # for call rows: "client"/"server" (or "" if unknown)
     error: bool = False
+    dropped: str = ""  # a packet the receiving kernel dropped: its drop reason
 
 
 @dataclass(eq=False)
@@ -85,10 +87,12 @@ class LadderModel:
     infos: dict[StreamKey, StreamInfo] = field(init=False)
     _prev: npt.NDArray[np.int32] | None = field(init=False, default=None)
     _streams_of: dict[int, set[StreamKey]] | None = field(init=False, default=None)
+    kernel: KernelView = field(init=False)
 
     def __post_init__(self) -> None:
         t, a = self.trace.packets, self.analysis
         self.infos = stream_infos(a)
+        self.kernel = KernelView.of(self.trace)
         mask = self.filter.packet_mask(t, a)
         if self.stream is not None:
             p, s = self.stream
@@ -279,6 +283,9 @@ class LadderModel:
             self._state_notes(i, lanes, lang, notes)
         else:
             label = f"UDP len={int(t.payload_len[i])}"
+        drop = self.kernel.drops.get(i)
+        if drop is not None:
+            notes.insert(0, (drop_note(drop, lang), "drop"))
         bits = int(a.flags[i])
         if bits:
             names = flag_names(lang)
@@ -300,7 +307,8 @@ class LadderModel:
             kernel = "L" if sender_left else "R"
         self._cause_notes(i, lang, lanes, notes)
         return Cells(KIND_PACKET, no, time, _tag(key) if self.multi() and key else "",
-                     1 if left_to_right else -1, label, left_app, right_app, kernel, tuple(notes), flags)
+                     1 if left_to_right else -1, label, left_app, right_app, kernel, tuple(notes), flags,
+                     dropped=drop.reason if drop is not None else "")
 
     def _state_notes(self, i: int, lanes: Lanes, lang: str, notes: list[tuple[str, str]]) -> None:
         a = self.analysis

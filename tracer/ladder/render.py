@@ -41,6 +41,7 @@ from tracer.core.trace import Trace
 from tracer.i18n import lang_of, warning_text
 from tracer.i18n.explain import state_name, template
 from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets, waited_text
+from tracer.ladder.kernel import KernelView, drop_note
 from tracer.ladder.labels import LABELS, flag_names, other_frame_text, reason_words, tcp_label
 from tracer.ladder.streams import Lanes, StreamKey, call_streams, caused_streams, lanes_of, stream_infos
 from tracer.ladder.text import arrow, clip, pad, text_width, wrap
@@ -236,6 +237,7 @@ class _Rows:
         self.placed, self.timed = _place_warnings(trace, lab, lang)
         self.last_states: dict[int, tuple[int, int]] = {}
         self.lane_cache: dict[StreamKey, Lanes] = {}
+        self.drops = KernelView.of(trace).drops
 
     def lines(self) -> Iterator[str]:
         for msg in self.placed.pop(0, []):
@@ -324,6 +326,9 @@ class _Rows:
             line += self._arrow_cell(i, key, info, notes)
         else:
             line += self._other_cell(i, notes)
+        drop = self.drops.get(i)
+        if drop is not None:
+            notes.insert(0, drop_note(drop, self.lang))
         bits = self.aflags[i]
         if bits:
             names = (self.flag_labels[f] for f in AnalysisFlag if bits >> f.value & 1)
@@ -345,7 +350,7 @@ class _Rows:
             label = f"UDP len={self.plen[i]}"
         if self.proto[i] == PROTO_TCP and self.st_a[i] >= 0:
             notes += self._state_changes(i, lanes)
-        return "│" + arrow(label, left_to_right, self.cols.arrow) + "│"
+        return "│" + arrow(label, left_to_right, self.cols.arrow, i in self.drops) + "│"
 
     def _state_changes(self, i: int, lanes: Lanes) -> list[str]:
         """"client ESTABLISHED" for each end whose state this packet changed."""
