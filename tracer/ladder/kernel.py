@@ -115,3 +115,25 @@ def source_text(a: Analysis, i: int, lang: str) -> str:
         text += " · " + w["inferred_beside"].format(words=reason_words(inferred, lang))
     return text
 
+
+
+def kernel_lines(trace: Trace, a: Analysis, i: int, lang: str, view: KernelView | None = None) -> list[str]:
+    """The kernel's account of row ``i`` as labelled lines (the detail's and the TUI pane's):
+    the cause's source, what sent it and its stack, a drop, the RST's reason, the figures."""
+    w = WORDS[lang]
+    k = view if view is not None else KernelView.of(trace)
+    out = [f"{w['source']}: {source_text(a, i, lang)}"]
+    o = k.origins.get(i)
+    if o is not None:
+        out.append(f"{w['origin']}: {origin_text(o, lang)}")
+        out += [f"{w['stack']}:"] + [f"  {fn}" for fn in stack_lines(o)] if o.stack else []
+    d = k.drops.get(i)
+    if d is not None:
+        out.append(f"{w['drop']}: ✗ {drop_text(d, lang)}")
+    r = k.resets.get(i)
+    if r is not None:
+        out.append(f"{w['rst']}: {reset_text(r, lang)}")
+    f = k.figures.get(i)
+    if f is not None:
+        out.append(f"{w['figures_label']}: {figures_text(f, lang)}")
+    return out
