@@ -76,6 +76,8 @@ class Step:
     source_code: str = ""
     # (actor, "connect()", errno) for each call this packet made fail (an RST -> ECONNREFUSED).
     fails: tuple[tuple[str, str, str], ...] = ()
+    # A call step that is the return of a call that sent packets (connect(), a failed call).
+    sent: bool = False
     # The receiving kernel dropped this packet: its reason (NETFILTER_DROP ...) and the words.
     dropped: str = ""
     drop_words: str = ""
@@ -161,6 +163,7 @@ def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str
                     label=call_text(c, lang, model.analysis.error_links.get(c.id)), flags="", payload_len=0,
                     call=f"{c.call}()", by="call", inferred=False, reason=c.call, cause=f"{c.call}()",
                     sentence=explain_call(c, lang), analysis=(), errno=c.error, result=c.result,
+                    sent=c.id in model.returns,
                     source_line=c.source.line if c.source else None,
                     source_code=c.source.code if c.source and c.source.code else "", **common)  # type: ignore[arg-type]
     if kind != KIND_PACKET:

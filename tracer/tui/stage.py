@@ -217,7 +217,8 @@ def render_stage(lesson: Lesson, frame: Frame, width: int, *, chosen: int | None
     elif step.kind == "call":
         box = Text(f" {step.label} ", style="bold reverse" if step.errno is None else "bold white on red")
         lines += [Text(""), Text(""), _rails(box, width, at_right),
-                  _rails(Text(w["no_packet"], style="italic dim"), width, at_right), Text("")]
+                  _rails(Text("" if step.sent else w["no_packet"], style="italic dim"), width, at_right),
+                  Text("")]
     else:
         style = "bold white on red" if step.kind == "warning" else "bold"
         lines += [Text(""), Text(""), _centre(Text(f" {step.label} ", style=style), width), Text(""),
