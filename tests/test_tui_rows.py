@@ -60,7 +60,11 @@ def test_call_rows_are_calls_without_packets() -> None:
     trace, analysis = load(str(HELLO))
     m = LadderModel(trace, analysis)
     causing = set(analysis.cause_call_id[analysis.cause_call_id >= 0].tolist())
-    assert {c.id for c in m.calls} == {c.id for c in trace.calls} - causing
+    # ... and connect()'s return: the client's connect() caused the SYN and returned after the handshake.
+    (connect,) = [c for c in trace.calls if c.call == "connect"]
+    assert connect.id in causing and connect.error is None
+    assert {c.id for c in m.calls} == {c.id for c in trace.calls} - causing | {connect.id}
+    assert m.returns == {connect.id}
     # accept() sends nothing: the SYN-ACK is the kernel's, before accept() returns.
     accept = next(c for c in m.calls if c.call == "accept")
     synack = next(i for i in range(len(trace.packets)) if int(trace.packets.tcp_flags[i]) & 0x12 == 0x12)
