@@ -256,3 +256,24 @@ def test_two_connections_each_stream_keeps_its_calls(tmp_path: Path) -> None:
         assert sum(t.startswith("client socket(") for t in texts) == 1
         # scenarios above: the server reads b"one" (3 bytes) on the first connection, b"four" on the second.
         assert [t for t in texts if t.startswith("server recv(")] == [f"server recv(10) → {3 + n} bytes"]
+
+
+@pytest.mark.lab
+def test_backlog_full_connect_timeout_is_a_row(tmp_path: Path) -> None:
+    """The second client's connect() caused a SYN and its retransmissions and then raised
+    TimeoutError: no packet explains it, so its return is a row of its own, after the last
+    SYN of its stream (issue 12); the first client's successful connect() returns as a row too."""
+    out = tmp_path / "backlog-full.pcapng"
+    rows, data = run("backlog-full", out)
+    check_every_call_once(rows, data, WORDS)
+    (failed,) = [c for c in data["calls"] if c["call"] == "connect" and c["errno"]]
+    assert failed["errno"] == "TimeoutError" and failed["error_packet"] is None
+    (stream,) = {p["stream"] for p in data["packets"] if p["cause"]["call_id"] == failed["id"]}
+    syns = [p["no"] for p in data["packets"] if p["flags"] == "S" and p["stream"] == stream]
+    assert len(syns) > 1, "the SYN was retransmitted"
+    row = index(rows, lambda r: r.kind == "call" and r.text.startswith("client connect(")
+                and "TimeoutError" in r.text)
+    assert row > index(rows, lambda r: r.no == syns[-1])
+    ok = [r for r in calls_only(rows)
+          if r.text.startswith("client connect(") and r.text.endswith("→ connected")]
+    assert len(ok) == 1
