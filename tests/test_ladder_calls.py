@@ -277,3 +277,28 @@ def test_backlog_full_connect_timeout_is_a_row(tmp_path: Path) -> None:
     ok = [r for r in calls_only(rows)
           if r.text.startswith("client connect(") and r.text.endswith("→ connected")]
     assert len(ok) == 1
+
+
+@pytest.mark.lab
+def test_a_run_that_sent_no_packet_shows_all_its_calls(tmp_path: Path) -> None:
+    """A client whose connect() fails before any packet (no route): the capture is empty, and the
+    ladder still shows every recorded call and its errno, in time order (issue 12); so does a replay."""
+    out = tmp_path / "unreachable.pcapng"
+    client = "python3 -c \"import socket; s = socket.socket(); s.connect(('10.99.99.1', 80))\""
+    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
+    proc = subprocess.run([sys.executable, "-m", "tracer", "trace", "--no-tui", "--out", str(out),
+                           "--client", client], capture_output=True, text=True, encoding="utf-8", cwd=REPO,
+                          env=env, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    # The client's own traceback is forwarded as "[client] ..." lines; tracer's would start a line.
+    assert not re.search(r"^Traceback", proc.stderr, re.M) and out.exists(), proc.stderr
+    data: dict[str, Any] = json.loads(tracer("export", out, "--format", "json").stdout)
+    assert data["packets"] == [] and data["calls"]
+    assert any(c["call"] == "connect" and c["errno"] == "ENETUNREACH" for c in data["calls"])
+    calls = sorted(data["calls"], key=lambda c: (c["t_exit_ns"] or c["t_enter_ns"], c["id"]))
+    for ladder in (proc.stdout, tracer("replay", out, "--no-tui").stdout):
+        shown = calls_only(parse(ladder))
+        assert [r.text.split("(", 1)[0] for r in shown] == [f"client {c['call']}" for c in calls]
+        for r, c in zip(shown, calls, strict=True):
+            assert (c["errno"] or "") in r.text, (r.text, c)
+        times = [float(r.time) for r in shown]
+        assert times == sorted(times) and times[0] == 0.0
