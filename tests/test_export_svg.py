@@ -184,9 +184,11 @@ def test_hello_labels_lanes_calls_and_causes() -> None:
     assert root.find(f"{NS}title") is not None and text_of(root.find(f"{NS}title")) == (  # type: ignore[arg-type]
         f"tracer ladder — {trace.meta.extra['scenario']}")
     assert any("legend" in classes(t) for t in root.iter(f"{NS}text"))
-    # The recorded calls that caused no packet: boxes, in time order, in their side's column.
+    # The recorded calls that caused no packet, and connect()'s return (issue 12): boxes, in time
+    # order, in their side's column.
     on_packets = {int(c) for c in a.cause_call_id if c >= 0}
-    own = sorted((c for c in trace.calls if c.id not in on_packets), key=lambda c: (c.t_ns, c.id))
+    own = sorted((c for c in trace.calls if c.id not in on_packets or c.call == "connect"),
+                 key=lambda c: (c.t_ns, c.id))
     boxes = [(sec, g) for sec, g in walk(root) if "row-call" in classes(g)]
     assert [text_of(texts(g, "call")[0]).split("(", 1)[0] for _, g in boxes] == [
         f"{c.side} {c.call}" for c in own]

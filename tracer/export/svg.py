@@ -5,8 +5,10 @@ flows down, one row per lesson step (``tracer.lesson.steps``).  A packet is an
 arrow from its sender's lane to the receiver's, its label (flags, seq/ack,
 length) above it; outside the sender's lane, in that side's application column,
 the socket call that caused it or "kernel" with the kernel's reason; a new TCP
-state is a grey tag at the lane where it changed; tshark's analysis flags dash
-the arrow and are named after the label.  Calls that sent nothing are boxes in
+state is a grey tag at the lane where it changed; a packet the receiving kernel
+dropped stops short at an ✗ with its reason; tshark's analysis flags dash
+the arrow and are named after the label.  Calls that sent nothing (and the return
+of connect() or of a call whose errno no packet explains) are boxes in
 their application's column, warnings are full-width notes, and the left gutter
 holds the packet number and the seconds since the first packet.
 
