@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tracer.export.handout import MERMAID_STEPS, TEXT, render_markdown
 from tracer.export.mermaid import render_mermaid
 from tracer.i18n.explain import state_name
 from tracer.lab.scenarios import Scenario, read_scenario
+from tracer.ladder.kernel import drop_text
 from tracer.lesson.steps import Lesson, build_lesson
 from tracer.loading import load
 
@@ -277,3 +279,21 @@ def test_large_lesson(capfd: pytest.CaptureFixture[str]) -> None:
     assert len(fences[0].content) < 50_000, "Mermaid's default maxTextSize"
     assert len(step_items(html_tree(md))) == 10_000
     assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_dropped_packets_are_said_dropped(scenario_run: Callable[[str], Path], lang: str) -> None:
+    """data-lost's IMPAIR drops: each dropped packet's step says so with the reason, and the
+    notices list them; no other step does."""
+    path = scenario_run("data-lost")
+    trace, lesson, _, root = handout(path, lang)
+    assert trace.kernel is not None
+    drops = {d.packet_no: d for d in trace.kernel.drops}
+    assert "NETFILTER_DROP" in {d.reason for d in drops.values()}
+    for li, s in zip(step_items(root), lesson.steps, strict=True):
+        d = drops.get(s.packet + 1) if s.packet is not None else None
+        said = text(li)
+        assert (f"✗ {drop_text(d, lang)}" in said) if d is not None else ("✗" not in said), said
+    listed = [n for n in notices(root, lang) if "✗" in n]
+    assert len(listed) == 1 and all(str(no) in listed[0] for no in drops)

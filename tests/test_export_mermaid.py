@@ -136,7 +136,7 @@ def check(lesson: Lesson, svg: ET.ElementTree[ET.Element], steps: tuple[Step, ..
         cause = s.call if s.by == "call" else s.cause
         assert cause in text or text.endswith("…"), (text, cause)
         assert line == ("messageLine0" if s.by == "call" else "messageLine1"), (text, s.by)
-        if "RST" in s.flags.split(",") or (not s.flags and not s.direction):
+        if s.dropped or "RST" in s.flags.split(",") or (not s.flags and not s.direction):
             assert marker == "crosshead", (text, marker)
         elif RETRANS.intersection(s.analysis):
             assert marker == "filled-head", (text, marker)
@@ -157,10 +157,14 @@ def check(lesson: Lesson, svg: ET.ElementTree[ET.Element], steps: tuple[Step, ..
             expected.append(s.label[:40])
         elif not drawn(s):
             expected.append(f"#{s.packet + 1 if s.packet is not None else '?'} {s.label}")
-        elif s.states is not None and s.state_codes is not None:
-            changed = [s.states[k] for k in (0, 1) if s.changed[k] and s.state_codes[k] != TcpState.UNKNOWN]
-            if changed:
-                expected.append(" ".join(changed))
+        else:
+            if s.dropped:  # the receiving kernel dropped it: a note over the receiver says why
+                expected.append(f"✗ {s.drop_words}")
+            if s.states is not None and s.state_codes is not None:
+                changed = [s.states[k] for k in (0, 1)
+                           if s.changed[k] and s.state_codes[k] != TcpState.UNKNOWN]
+                if changed:
+                    expected.append(" ".join(changed))
     notes = svg_notes(svg)
     if steps is not None and len(steps) < len(lesson.steps):
         assert str(len(lesson.steps) - len(steps)) in notes.pop()  # "... N more steps not shown"

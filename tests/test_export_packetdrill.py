@@ -364,6 +364,19 @@ def test_live_scenarios(live: dict[str, Path], name: str, side: str) -> None:
             assert re.search(r"^recv\(3, \.\.\., \d+, 0\) = -1 ECONNREFUSED", bodies, re.M)
     if name == "data-lost":
         assert "[retransmission]" in script.text and "sack " in bodies
+    # The kernel witness's drops: said in the comment of exactly those packets' lines (issue 12).
+    trace, _ = load(str(live[name]))
+    assert trace.kernel is not None
+    drops = {d.packet_no: d for d in trace.kernel.drops}
+    if name == "data-lost":
+        assert "NETFILTER_DROP" in {d.reason for d in drops.values()}
+    for line in script.text.splitlines():
+        m = re.search(r"// #(\d+) ", line)
+        if m is None:
+            continue
+        d = drops.get(int(m.group(1)))
+        said = f"; ✗ dropped by the receiver's kernel: {d.reason} ({d.where})" if d else "✗ dropped"
+        assert (said in line) is (d is not None), line
     if name == "rst-linger" and side == "client":
         assert "setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0" in bodies
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import tracer.export.json_export as jx
 from conftest import CAPTURES, CORPUS, corpus_files, tshark_fields
 from tracer.core.analysis import Analysis
-from tracer.core.model import AnalysisFlag, Side, TcpState, flags_str
+from tracer.core.model import AnalysisFlag, CauseSource, Side, TcpState, flags_str
 from tracer.core.pipeline import analyze
 from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
@@ -85,6 +86,12 @@ def test_json_matches_analysis_columns(path: Path) -> None:
         assert c["reason"] == REASONS[int(a.cause_reason[i])]
         assert c["call"] == (CALL_NAMES[int(a.cause_call[i])] or None if a.cause_call[i] >= 0 else None)
         assert c["inferred"] is bool(a.cause_inferred[i])
+        assert c["source"] == CauseSource(int(a.cause_source[i])).name.lower()
+        wire = int(a.inferred_reason[i])
+        assert c["inferred_reason"] == (REASONS[wire] if 0 <= wire < len(REASONS) else None)
+        # A capture file has no kernel witness: its fields are there, and null.
+        assert trace.kernel is None
+        assert p["origin"] is p["drop"] is p["rst_reason"] is p["figures"] is None
         side = Side(int(a.cause_side[i]))
         values: dict[str, object] = {"src": t.src_endpoint(i), "dst": t.dst_endpoint(i), "len": p["len"]}
         values.update({k: p[k] for k in ("seq", "ack") if p[k] is not None})
@@ -93,6 +100,7 @@ def test_json_matches_analysis_columns(path: Path) -> None:
         assert re.search(r"[\u4e00-\u9fff]", p["explain"]["zh"]), p["explain"]
     assert len(doc["streams"]) == len(a.tcp_streams) + len(a.udp_streams)
     assert [w["code"] for w in doc["warnings"]] == [w.code for w in trace.warnings]
+    assert doc["kernel"] is None
 
 
 def _tshark_flags(hexbits: str) -> str:
@@ -226,7 +234,10 @@ def test_contract_doc_lists_every_name() -> None:
     assert missing == [], f"docs/json-contract.md does not document: {missing}"
     for key in ("packets", "calls", "streams", "warnings", "no", "time", "proto", "stream", "src", "dst",
                 "flags", "seq", "ack", "seq_raw", "ack_raw", "len", "analysis", "states", "cause", "explain",
-                "by", "side", "call", "reason", "inferred"):  # fmt: skip
+                "by", "side", "call", "reason", "inferred", "source", "inferred_reason", "origin", "drop",
+                "rst_reason", "figures", "kernel", "frames_queued", "unmatched", "overrun", "kind", "what",
+                "action", "tid", "process", "stack", "where", "snd_cwnd", "ssthresh", "srtt_us", "snd_wnd",
+                "rcv_wnd"):  # fmt: skip
         assert f"`{key}`" in doc, key
 
 
@@ -242,3 +253,38 @@ def test_time_ns_is_the_capture_time_to_the_nanosecond(name: str) -> None:
     ours = [p["time_ns"] for p in json.loads(out.getvalue())["packets"]]
     theirs = [int(Decimal(r[0]) * 10**9) for r in tshark_fields(path, "frame.time_epoch", two_pass=False)]
     assert ours == theirs
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name", ["data-lost", "synack-lost"])
+def test_kernel_account_in_the_json(scenario_run: Callable[[str], Path], name: str) -> None:
+    """A saved live run: each packet's origin, drop, RST reason and figures are the kernel
+    account's, field for field; the trace-level ``kernel`` has its counts and state changes."""
+    trace, a, doc = load(scenario_run(name))
+    k = trace.kernel
+    assert k is not None and k.origins and k.drops
+    origins = k.origin_of()
+    drops = {d.packet_no: d for d in k.drops}
+    resets = {r.packet_no: r for r in k.resets}
+    figures = {f.packet_no: f for f in k.figures}
+    for p in doc["packets"]:
+        no = p["no"]
+        o = origins.get(no)
+        assert p["origin"] == (None if o is None else {
+            "kind": o.kind, "what": o.what or None, "action": o.action, "tid": o.tid, "process": o.process,
+            "stack": list(o.stack)})
+        d = drops.get(no)
+        assert p["drop"] == (None if d is None else {"reason": d.reason, "where": d.where})
+        r = resets.get(no)
+        assert p["rst_reason"] == (None if r is None else {"reason": r.reason, "state": r.state})
+        f = figures.get(no)
+        assert p["figures"] == (None if f is None else {
+            "snd_cwnd": f.snd_cwnd, "ssthresh": f.ssthresh, "srtt_us": f.srtt_us, "snd_wnd": f.snd_wnd,
+            "rcv_wnd": f.rcv_wnd})
+        assert p["cause"]["source"] == CauseSource(int(a.cause_source[no - 1])).name.lower()
+    assert "NETFILTER_DROP" in {p["drop"]["reason"] for p in doc["packets"] if p["drop"]}
+    assert doc["kernel"] == {
+        "frames_queued": k.frames_queued, "unmatched": k.unmatched, "overrun": k.overrun,
+        "states": [{"t_ns": s.t_ns, "sock": s.sock, "local": s.local, "remote": s.remote, "old": s.old,
+                    "new": s.new} for s in k.states]}
+    assert doc["kernel"]["states"], "the kernel saw the lab's sockets change state"

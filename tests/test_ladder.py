@@ -7,6 +7,7 @@ Expected values come from tshark and from how captures/hello.pcap was recorded
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,37 @@ def test_every_reason_has_a_label_in_both_languages() -> None:
     # Written for each reason, not derived from its snake_case name.
     assert [r for r in REASONS if not has(f"label.{r}")] == []
     assert [r for r in REASONS if not CJK.search(label(r, "zh"))] == []
+
+
+# --- the kernel witness's drops (issue 12): real runs in the lab -----------------------
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_dropped_frames_stop_short_with_their_reason(scenario_run: Callable[[str], Path], lang: str) -> None:
+    """data-lost's IMPAIR drops two data segments and synack-lost's the first SYN-ACK: the
+    receiving kernel says so (NETFILTER_DROP), and their arrows stop short at ✗ with the reason;
+    every other arrow reaches its lane."""
+    from tracer.ladder.kernel import drop_note
+
+    for name in ("data-lost", "synack-lost"):
+        trace = read_capture(scenario_run(name))
+        assert trace.kernel is not None, name
+        drops = {d.packet_no: d for d in trace.kernel.drops}
+        assert "NETFILTER_DROP" in {d.reason for d in drops.values()}, (name, drops)
+        rows = dict(packet_rows(list(render_ladder(trace, analyze(trace), lang=lang, width=160))))
+        assert set(rows) == set(range(1, len(trace.packets) + 1))
+        for no, line in rows.items():
+            arrow = line[line.index("│"): line.index("│", line.index("│") + 1) + 1]
+            if no in drops:
+                assert "▶" not in arrow and "◀" not in arrow and "✗" in arrow, (name, line)
+                assert arrow.endswith("✗   │") or arrow.startswith("│   ✗"), (name, line)
+                assert f"✗ {drops[no].reason}" in line and drop_note(drops[no], lang) in line, (name, line)
+            else:
+                assert ("▶" in arrow) != ("◀" in arrow) and "✗" not in line, (name, line)
+
+
+def test_a_capture_without_a_kernel_account_shows_no_drops() -> None:
+    trace = read_capture(HELLO)
+    assert trace.kernel is None
+    assert not any("✗" in line for line in render_ladder(trace, analyze(trace)))

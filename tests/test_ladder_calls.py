@@ -107,7 +107,8 @@ def index(rows: list[Row], pred: Any) -> int:
 
 def check_every_call_once(rows: list[Row], data: dict[str, Any], side_words: dict[str, str]) -> None:
     """Calls that caused a packet are named on its row; every other call has one row of its own,
-    at the moment it returned, in time order with the packets."""
+    at the moment it returned, in time order with the packets; so has the return of connect()
+    and of a call that failed with an errno no packet explains (issue 12)."""
     t0 = data["packets"][0]["time_ns"]
     on_packets = {p["cause"]["call_id"] for p in data["packets"] if p["cause"]["call_id"] is not None}
     for p in data["packets"]:
@@ -115,7 +116,9 @@ def check_every_call_once(rows: list[Row], data: dict[str, Any], side_words: dic
         if c["call_id"] is not None:
             prow = next(r for r in rows if r.no == p["no"])
             assert f"{side_words[c['side']]} {c['call']}()" in prow.text, prow.line
-    own = [c for c in data["calls"] if c["id"] not in on_packets]
+    own = [c for c in data["calls"] if c["id"] not in on_packets or (
+        c["t_exit_ns"] is not None and c["error_packet"] is None
+        and (c["call"] in ("connect", "connect_ex") or c["errno"] is not None))]
     shown = calls_only(rows)
     assert Counter(r.text.split("(", 1)[0] for r in shown) == Counter(
         f"{side_words[c['side']]} {c['call']}" for c in own)
@@ -253,3 +256,49 @@ def test_two_connections_each_stream_keeps_its_calls(tmp_path: Path) -> None:
         assert sum(t.startswith("client socket(") for t in texts) == 1
         # scenarios above: the server reads b"one" (3 bytes) on the first connection, b"four" on the second.
         assert [t for t in texts if t.startswith("server recv(")] == [f"server recv(10) → {3 + n} bytes"]
+
+
+@pytest.mark.lab
+def test_backlog_full_connect_timeout_is_a_row(tmp_path: Path) -> None:
+    """The second client's connect() caused a SYN and its retransmissions and then raised
+    TimeoutError: no packet explains it, so its return is a row of its own, after the last
+    SYN of its stream (issue 12); the first client's successful connect() returns as a row too."""
+    out = tmp_path / "backlog-full.pcapng"
+    rows, data = run("backlog-full", out)
+    check_every_call_once(rows, data, WORDS)
+    (failed,) = [c for c in data["calls"] if c["call"] == "connect" and c["errno"]]
+    assert failed["errno"] == "TimeoutError" and failed["error_packet"] is None
+    (stream,) = {p["stream"] for p in data["packets"] if p["cause"]["call_id"] == failed["id"]}
+    syns = [p["no"] for p in data["packets"] if p["flags"] == "S" and p["stream"] == stream]
+    assert len(syns) > 1, "the SYN was retransmitted"
+    row = index(rows, lambda r: r.kind == "call" and r.text.startswith("client connect(")
+                and "TimeoutError" in r.text)
+    assert row > index(rows, lambda r: r.no == syns[-1])
+    ok = [r for r in calls_only(rows)
+          if r.text.startswith("client connect(") and r.text.endswith("→ connected")]
+    assert len(ok) == 1
+
+
+@pytest.mark.lab
+def test_a_run_that_sent_no_packet_shows_all_its_calls(tmp_path: Path) -> None:
+    """A client whose connect() fails before any packet (no route): the capture is empty, and the
+    ladder still shows every recorded call and its errno, in time order (issue 12); so does a replay."""
+    out = tmp_path / "unreachable.pcapng"
+    client = "python3 -c \"import socket; s = socket.socket(); s.connect(('10.99.99.1', 80))\""
+    env = {k: v for k, v in os.environ.items() if k not in ("TRACER_DEBUG", "TRACER_LANG")}
+    proc = subprocess.run([sys.executable, "-m", "tracer", "trace", "--no-tui", "--out", str(out),
+                           "--client", client], capture_output=True, text=True, encoding="utf-8", cwd=REPO,
+                          env=env, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    # The client's own traceback is forwarded as "[client] ..." lines; tracer's would start a line.
+    assert not re.search(r"^Traceback", proc.stderr, re.M) and out.exists(), proc.stderr
+    data: dict[str, Any] = json.loads(tracer("export", out, "--format", "json").stdout)
+    assert data["packets"] == [] and data["calls"]
+    assert any(c["call"] == "connect" and c["errno"] == "ENETUNREACH" for c in data["calls"])
+    calls = sorted(data["calls"], key=lambda c: (c["t_exit_ns"] or c["t_enter_ns"], c["id"]))
+    for ladder in (proc.stdout, tracer("replay", out, "--no-tui").stdout):
+        shown = calls_only(parse(ladder))
+        assert [r.text.split("(", 1)[0] for r in shown] == [f"client {c['call']}" for c in calls]
+        for r, c in zip(shown, calls, strict=True):
+            assert (c["errno"] or "") in r.text, (r.text, c)
+        times = [float(r.time) for r in shown]
+        assert times == sorted(times) and times[0] == 0.0

@@ -298,3 +298,28 @@ def test_big_letters_are_distinct_and_read_back_as_the_packets_flags() -> None:
         assert len(big) == 3 and _read_big(big) == "SYN,ACK"
 
     drive(app, steps)
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_stage_shows_a_dropped_packet_stopping_short(scenario_run: Callable[[str], Path], lang: str) -> None:
+    """synack-lost: the SYN-ACK the client's kernel dropped is drawn stopping short at ✗, the
+    reason said under the cause; a delivered packet's arrow keeps its head."""
+    from tracer.tui.stage import Frame, render_stage
+
+    trace, analysis = load(str(scenario_run("synack-lost")))
+    assert trace.kernel is not None
+    drops = {d.packet_no - 1: d for d in trace.kernel.drops}
+    assert "NETFILTER_DROP" in {d.reason for d in drops.values()}
+    lesson = build_lesson(trace, analysis, lang)
+    packets = [s for s in lesson.steps if s.kind == "packet" and s.direction]
+    assert {s.packet for s in packets if s.dropped} == set(drops)
+    for s in packets:
+        text = render_stage(lesson, Frame(s.index, True), 110).plain
+        assert s.packet is not None
+        shaft = next(line for line in text.splitlines() if "┫ " in line)
+        if s.packet in drops:
+            assert "✗" in shaft and "▶" not in shaft and "◀" not in shaft, shaft
+            assert s.drop_words and f"✗ {s.drop_words}" in text and drops[s.packet].reason in s.drop_words
+        else:
+            assert "✗" not in text and ("▶" in shaft or "◀" in shaft), shaft

@@ -8,6 +8,7 @@ filters select on real captures.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,11 @@ def test_call_rows_are_calls_without_packets() -> None:
     trace, analysis = load(str(HELLO))
     m = LadderModel(trace, analysis)
     causing = set(analysis.cause_call_id[analysis.cause_call_id >= 0].tolist())
-    assert {c.id for c in m.calls} == {c.id for c in trace.calls} - causing
+    # ... and connect()'s return: the client's connect() caused the SYN and returned after the handshake.
+    (connect,) = [c for c in trace.calls if c.call == "connect"]
+    assert connect.id in causing and connect.error is None
+    assert {c.id for c in m.calls} == {c.id for c in trace.calls} - causing | {connect.id}
+    assert m.returns == {connect.id}
     # accept() sends nothing: the SYN-ACK is the kernel's, before accept() returns.
     accept = next(c for c in m.calls if c.call == "accept")
     synack = next(i for i in range(len(trace.packets)) if int(trace.packets.tcp_flags[i]) & 0x12 == 0x12)
@@ -184,3 +189,31 @@ def test_diagram_marks_every_state_once_or_more() -> None:
         for y, x, n in found:
             assert DIAGRAM[y][x : x + n] == st.name.replace("_", "-")
     assert len(spans(TcpState.FIN_WAIT_1)) == 1
+
+
+@pytest.mark.lab
+def test_dropped_packets_cells_and_explanation(scenario_run: Callable[[str], Path]) -> None:
+    """data-lost: the rows of the frames the receiving kernel dropped carry the drop (the TUI
+    ladder draws their arrow short with ✗); the explanation pane's lines give the kernel's account."""
+    from tracer.ladder.kernel import drop_note, kernel_lines
+    from tracer.ladder.text import arrow
+    from tracer.tui.ladder_view import compose_row, layout
+
+    trace, analysis = load(str(scenario_run("data-lost")))
+    assert trace.kernel is not None
+    drops = {d.packet_no - 1: d for d in trace.kernel.drops}
+    assert "NETFILTER_DROP" in {d.reason for d in drops.values()}
+    m = LadderModel(trace, analysis)
+    lay = layout(m, 140)
+    for r in m.packet_rows().tolist():
+        i = int(m.ref[r])
+        c = m.cells(r)
+        drawn = "".join(seg.text for seg in compose_row(c, lay))
+        d = drops.get(i)
+        if d is None:
+            assert c.dropped == "" and "✗" not in drawn
+            continue
+        assert c.dropped == d.reason and c.notes[0] == (drop_note(d, "en"), "drop")
+        assert arrow(c.label, c.direction > 0, lay.wire, True) in drawn
+        lines = kernel_lines(trace, analysis, i, "zh")
+        assert f"丢弃: ✗ 被接收方内核丢弃：{d.reason}（{d.where}）" in lines

@@ -33,6 +33,10 @@ class Analysis:
     cause_source: ``CauseSource`` of each row's cause.
     inferred_reason: the REASONS code the wire rules alone give (kept beside a cause
         from the calls or the kernel, to compare them).
+    released_by: for data the kernel sent when the peer's segment arrived (reason
+        ``data_released_by_ack``: held by Nagle's algorithm, the congestion or the
+        receive window), the row of that segment; -1 otherwise.  The row's
+        ``cause_call_id`` still names the send call that queued the bytes.
     error_links: recorded call id -> row of the packet that caused its errno (the RST
         behind ECONNREFUSED/ECONNRESET, the ICMP port unreachable behind a UDP
         ECONNREFUSED); empty without recorded calls.
@@ -55,6 +59,7 @@ class Analysis:
     cause_call_id: I32
     cause_source: I8
     inferred_reason: I16
+    released_by: I32
     inferred_state_a: I8
     inferred_state_b: I8
     tcp_streams: tuple[StreamInfo, ...]

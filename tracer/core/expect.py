@@ -22,9 +22,10 @@ against the real run.  Notation (``#`` starts a comment; columns are free)::
   ``E`` ECE, ``W`` CWR, ``.`` ACK; a letter followed by ``?`` may or may not be set,
   every other flag must be exactly as written; ``*`` any flags.  ``udp``, ``icmp``,
   ``icmpv6`` (or any protocol name tracer gives, spaces as ``-``) for other protocols.
-- Cause: ``name()`` (the recorded call that made it), ``call`` (any call),
-  ``kernel`` or ``kernel:REASON`` (a reason name of ``tracer.core.reasons``),
-  ``*`` or nothing (any cause).
+- Cause: ``name()`` (the recorded call that made it, or that queued the bytes the
+  kernel sent later), ``call`` (any call), ``kernel`` or ``kernel:REASON`` (a reason
+  name of ``tracer.core.reasons``: the kernel's, or the wire rules' ``inferred_reason``
+  where the kernel witness gave another), ``*`` or nothing (any cause).
 - Extras: ``len=N``, ``len>0``, ``win=0``, ``ip=4``/``ip=6``, ``stream=N`` (tshark's
   tcp.stream/udp.stream), ``[flag]`` (a tshark analysis flag that
   must be set, e.g. ``[retransmission]``, ``[dup_ack]``; ``[-flag]`` must not be),
@@ -264,8 +265,12 @@ def _cause_ok(want: str, rows: _Rows, i: int) -> bool:
     if want == "kernel":
         return by == CauseBy.KERNEL
     if want.startswith("kernel:"):
-        return by == CauseBy.KERNEL and REASONS[int(a.cause_reason[i])] == want[7:]
-    return by == CauseBy.CALL and CALL_NAMES[int(a.cause_call[i])] == want
+        # The wire rules' reason stays an accepted answer beside the kernel's own (a FIN's
+        # ACK the delayed-ACK timer sent is both ``fin_ack`` and ``delayed_ack``).
+        return (by == CauseBy.KERNEL and REASONS[int(a.cause_reason[i])] == want[7:]) or (
+            REASONS[int(a.inferred_reason[i])] == want[7:])
+    # Data the kernel sent later (released by an ACK) still names the call that queued it.
+    return (by == CauseBy.CALL or int(a.cause_call_id[i]) >= 0) and CALL_NAMES[int(a.cause_call[i])] == want
 
 
 def _why_not(p: PacketLine, rows: _Rows, i: int, prev_t: int | None) -> str | None:

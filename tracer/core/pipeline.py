@@ -2,9 +2,11 @@
 
 Causes are inferred from the wire, then, when the trace has recorded socket
 calls, tied to those calls (``attribute_calls``) and their errors to the packets
-that caused them (``link_errors``).  The states shown are the kernel's where the
-trace has the witness's account (``kernel_states.shown_states``); the causes use
-the wire rules' states.
+that caused them (``link_errors``).  Where the kernel witnessed the run
+(``trace.kernel``), each witnessed frame's cause comes from its origin instead
+(``apply_kernel``); the wire rules' reason stays in ``inferred_reason``.  The states
+shown are the kernel's there too (``kernel_states.shown_states``); the causes use the
+wire rules' states.
 
 ``analyze(trace)`` is the one entry point the adapters use.  Each stage is a pure,
 vectorised function over whole columns (see ``docs/architecture.md``).
@@ -16,6 +18,7 @@ import numpy as np
 
 from tracer.core.analysis import Analysis
 from tracer.core.attribution import attribute_calls, infer_causes, link_errors
+from tracer.core.kernel_causes import apply_kernel
 from tracer.core.kernel_states import shown_states
 from tracer.core.model import CauseSource
 from tracer.core.seq_analysis import analyze_tcp
@@ -39,6 +42,11 @@ def analyze(trace: Trace) -> Analysis:
         c = attribute_calls(t, s, a, c, trace.calls)
         source[~c.inferred] = int(CauseSource.CALLS)
         links = link_errors(t, s, trace.calls)
+    released_by = np.full(len(t), -1, dtype=np.int32)
+    if trace.kernel is not None:
+        k = apply_kernel(t, s, c, trace.kernel, trace.calls)
+        c, released_by = k.causes, k.released_by
+        source[k.kernel] = int(CauseSource.KERNEL)
     shown = shown_states(trace, s, state_a, state_b)
     return Analysis(
         stream=s.stream,
@@ -56,6 +64,7 @@ def analyze(trace: Trace) -> Analysis:
         cause_call_id=c.call_id,
         cause_source=source,
         inferred_reason=inferred_reason,
+        released_by=released_by,
         inferred_state_a=state_a,
         inferred_state_b=state_b,
         tcp_streams=s.tcp_streams,

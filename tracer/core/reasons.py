@@ -50,6 +50,18 @@ REASONS: tuple[str, ...] = (
     "icmp_message",
     "not_transport",
     "mid_stream",  # first packet of a connection whose start was not captured
+    # Appended for the kernel witness's origins (tracer.core.kernel_causes).
+    "delayed_ack",  # the delayed-ACK timer sent this ACK
+    "rto_retransmission",  # the retransmission timer resent data
+    "tail_loss_probe",  # the loss-probe timer resent the last segment (TLP)
+    "data_released_by_ack",  # queued data the peer's ACK let the kernel send
+    "exit_fin",  # the process exited; closing its socket sent the FIN
+    "exit_rst",  # the process exited with unread data; closing its socket sent a RST
+    "rst_listener_closed",  # a listener closed with un-accepted connections resets them
+    "time_wait_ack",  # the TIME-WAIT socket acknowledged the peer's FIN
+    "window_update_by_recv",  # recv() freed buffer space and sent this ACK itself
+    "challenge_ack",  # RFC 5961: answer to an unexpected SYN or RST
+    "synack_resent_for_syn",  # the SYN was received again; the request socket answers it
 )
 
 CALL_NAMES: tuple[str, ...] = (

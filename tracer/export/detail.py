@@ -1,4 +1,6 @@
-"""One packet in full: summary, cause and explanation, states, scapy's layers, hex.
+"""One packet in full: summary, cause and explanation, the kernel's account (what sent
+it, its stack, a drop, the RST's reason, the receiver's figures, where the cause came
+from), states, scapy's layers, hex.
 
 This is what ``tracer show FILE NO`` prints; the TUI's detail pane shows the same.
 """
@@ -14,6 +16,7 @@ from tracer.core.trace import Trace
 from tracer.dissect import dissect, hexdump
 from tracer.i18n import Words
 from tracer.i18n.explain import label, state_name
+from tracer.ladder.kernel import kernel_lines
 from tracer.ladder.labels import packet_explanation
 
 _LABELS = Words("detail.")  # catalogue keys detail.*
@@ -50,6 +53,7 @@ def render_detail(trace: Trace, a: Analysis, i: int, lang: str = "en") -> Iterat
         cause += f" ({L['inferred']})"
     yield cause
     yield f"{L['why']}: {packet_explanation(trace, a, i, lang)}"
+    yield from kernel_lines(trace, a, i, lang)
 
     if p.proto == "tcp" and stream >= 0:
         info = a.tcp_streams[stream]

@@ -9,7 +9,8 @@ client or the server, through which socket call or its kernel), the packet's
 label or the call, the lesson's one sentence and both ends' TCP states after
 it.  It ends with what to notice, found in the trace itself: the packets the
 kernel sent with no socket call, an accept() that returned after the handshake
-was already complete, failed calls, tshark's analysis flags, resets, how each
+was already complete, failed calls, tshark's analysis flags, the packets the
+receiving kernel dropped (each step says so too, with the reason), resets, how each
 stream ended and how many bytes went each way; a scenario's own notes follow.
 
 Every text from the capture goes through ``_md`` (CommonMark backslash escapes)
@@ -231,6 +232,8 @@ def _step_items(lesson: Lesson, lab: dict[str, str], words: dict[str, str]) -> I
             what += f" \\[{_md(', '.join(s.analysis))}\\]"
         head.append(what)
         lines = [" · ".join(x for x in head if x)]
+        if s.dropped:
+            lines.append(f"**✗ {_md(s.drop_words)}**")
         if s.sentence:
             lines.append(_md_line(s.sentence))
         if s.states is not None and s.kind == "packet":
@@ -272,6 +275,9 @@ def _notices(lesson: Lesson, lab: dict[str, str], words: dict[str, str]) -> Iter
         if s.kind == "call" and s.errno:
             yield words["failed"].format(call=s.call, errno=s.errno, label=s.label)
     yield from _flag_notices(packets, words)
+    dropped = [(s.packet or 0) + 1 for s in packets if s.dropped]
+    if dropped:
+        yield words["dropped"].format(list=_numbers(dropped, words))
     rsts = [s for s in packets if "RST" in s.flags.split(",")]
     for s in rsts[:MAX_NUMBERS]:
         yield words["rst"].format(no=(s.packet or 0) + 1, cause=s.cause)

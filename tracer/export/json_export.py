@@ -39,6 +39,7 @@ from tracer.core.table import PacketTable
 from tracer.core.trace import Trace
 from tracer.i18n import LANGS
 from tracer.i18n.explain import template
+from tracer.ladder.kernel import KernelView, source_name
 
 CHUNK_ROWS = 8192
 # Keys a template may use (``tracer.i18n.explain.template``).
@@ -101,25 +102,30 @@ def _static_text(tpl: str) -> str:
 
 
 class _CauseFragments:
-    """``"cause":{...},"explain":{...}`` per distinct (by, side, call, reason, inferred, call id).
+    """``"cause":{...},"explain":{...}`` per distinct (by, side, call, reason, inferred, call id,
+    source, inferred reason).
 
     A fragment whose explanation templates use ``{src}`` etc. is kept as a
     ``%``-template (JSON-escaped once, ``%s`` per placeholder, in ``fields``
     order) because ``%`` formatting is the cheapest per-row substitution.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix  # written after the explanation (the kernel's fields when all null)
         self.text: list[str] = []
         self.fields: list[tuple[str, ...]] = []  # () for final text
 
-    def render(self, by: int, side: int, call: int, reason: int, inferred: bool, call_id: int) -> int:
+    def render(self, by: int, side: int, call: int, reason: int, inferred: bool, call_id: int, source: int,
+               wire_reason: int) -> int:
         reason_name = REASONS[reason] if 0 <= reason < len(REASONS) else "unknown"
         call_name = (CALL_NAMES[call] or None) if 0 <= call < len(CALL_NAMES) else None
+        wire_name = REASONS[wire_reason] if 0 <= wire_reason < len(REASONS) else None
         text = (
             f'"cause":{{"by":"{_by_name(by)}","side":{_q(_side_name(side))},'
             f'"call":{_q(call_name)},"reason":{_q(reason_name)},'
             f'"inferred":{"true" if inferred else "false"},'
-            f'"call_id":{call_id if call_id >= 0 else "null"}}},"explain":{{'
+            f'"call_id":{call_id if call_id >= 0 else "null"},'
+            f'"source":"{source_name(source)}","inferred_reason":{_q(wire_name)}}},"explain":{{'
         )
         side_enum = Side(side) if side in (0, 1, 2) else Side.NONE
         templates = [(lang, template(reason_name, side_enum, lang)) for lang in LANGS]
@@ -138,7 +144,7 @@ class _CauseFragments:
                         fields.append(name)
         else:
             text += ",".join(f'"{lang}":{_q(_static_text(tpl))}' for lang, tpl in templates)
-        self.text.append(text + "}")
+        self.text.append(text + "}" + self.suffix)
         self.fields.append(tuple(fields))
         return len(self.text) - 1
 
@@ -255,18 +261,15 @@ def _time_texts(ts_ns: npt.NDArray[np.int64]) -> Callable[[int, int], list[Any]]
 
 
 def _cause_texts(a: Analysis) -> tuple[_Coded, _CauseFragments, npt.NDArray[np.intp] | None]:
-    """Cause + explanation fragments per row, and per row the fragment id when
-    it still needs its placeholders filled (else ``None`` if no row does)."""
-    frags = _CauseFragments()
-    cols = (a.cause_by, a.cause_side, a.cause_call, a.cause_reason, a.cause_inferred, a.cause_call_id)
+    """Cause + explanation fragments per row (each followed by the kernel's fields, all
+    null), and per row the fragment id when it still needs its placeholders filled (else
+    ``None`` if no row does)."""
+    frags = _CauseFragments(KERNEL_NULL)
+    cols = (a.cause_by, a.cause_side, a.cause_call, a.cause_reason, a.cause_inferred, a.cause_call_id,
+            a.cause_source, a.inferred_reason)
     first, inverse = _compact(*cols)
     ids = np.array(
-        [
-            frags.render(by, side, call, reason, inferred, call_id)
-            for by, side, call, reason, inferred, call_id in zip(
-                *(c[first].tolist() for c in cols), strict=True
-            )
-        ],
+        [frags.render(*row) for row in zip(*(c[first].tolist() for c in cols), strict=True)],
         dtype=np.intp,
     )
     texts = np.array([frags.text[k] for k in ids.tolist()], dtype=object)
@@ -367,6 +370,9 @@ def packet_lines(trace: Trace, analysis: Analysis) -> Iterator[list[str]]:
     else:
         cause_all = _cause_column(cause, frags, frag_ids, values)
 
+    for i, text in _kernel_texts(trace).items():
+        cause_all[i] = cause_all[i][: -len(KERNEL_NULL)] + text
+
     for lo in range(0, n, CHUNK_ROWS):
         hi = min(n, lo + CHUNK_ROWS)
         lens = t.payload_len[lo:hi].tolist()
@@ -396,6 +402,39 @@ def packet_lines(trace: Trace, analysis: Analysis) -> Iterator[list[str]]:
             f'"seq":{sq},"ack":{ak},"seq_raw":{sr},"ack_raw":{ar},"len":{ln},"analysis":{an},"states":{ss},{c}}}'
             for no, tm, tn, ps, s, d, f, sq, ak, sr, ar, ln, an, ss, c in rows
         ]
+
+
+# The kernel witness's per-packet fields (docs/json-contract.md), null without an account.
+KERNEL_NULL = ',"origin":null,"drop":null,"rst_reason":null,"figures":null'
+
+
+def _kernel_texts(trace: Trace) -> dict[int, str]:
+    """Row -> its kernel fields as JSON text, for the rows the kernel witness said anything of."""
+    k = KernelView.of(trace)
+    rows = set(k.origins) | set(k.drops) | set(k.resets) | set(k.figures)
+    out = {}
+    for i in rows:
+        o, d, r, f = k.origins.get(i), k.drops.get(i), k.resets.get(i), k.figures.get(i)
+        obj = {
+            "origin": None if o is None else {"kind": o.kind, "what": o.what or None, "action": o.action,
+                                              "tid": o.tid, "process": o.process, "stack": list(o.stack)},
+            "drop": None if d is None else {"reason": d.reason, "where": d.where},
+            "rst_reason": None if r is None else {"reason": r.reason, "state": r.state},
+            "figures": None if f is None else {
+                "snd_cwnd": f.snd_cwnd, "ssthresh": f.ssthresh, "srtt_us": f.srtt_us, "snd_wnd": f.snd_wnd,
+                "rcv_wnd": f.rcv_wnd},
+        }
+        out[i] = "," + json.dumps(obj, separators=(",", ":"))[1:-1]
+    return out
+
+
+def _kernel_json(trace: Trace) -> str:
+    """The trace-level ``kernel`` object: the witness's counts and every state change."""
+    k = trace.kernel
+    if k is None:
+        return "null"
+    return json.dumps({"frames_queued": k.frames_queued, "unmatched": k.unmatched, "overrun": k.overrun,
+                       "states": [asdict(c) for c in k.states]})
 
 
 def _stream_json(s: StreamInfo) -> str:
@@ -455,6 +494,7 @@ def write_json(trace: Trace, analysis: Analysis, out: TextIO) -> None:
     _dump_list(out, (*analysis.tcp_streams, *analysis.udp_streams), _stream_json)
     out.write(',\n"kernel_states":')
     _dump_list(out, (asdict(k) for k in trace.kernel_states))
+    out.write(',\n"kernel":' + _kernel_json(trace))
     out.write(',\n"warnings":')
     _dump_list(out, (asdict(w) for w in trace.warnings))
     out.write("\n}\n")

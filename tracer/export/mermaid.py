@@ -6,7 +6,9 @@ each socket call that sent nothing, for the TCP states a packet changed (one
 note across both lanes when both changed) and for each trace warning (across
 every lane).  Arrows say who sent a packet: ``->>`` a socket call, ``-->>`` the
 kernel on its own; an RST or an ICMP error ends in a cross (``-x``/``--x``) and a
-retransmission is an open arrow (``-)``/``--)``).  A message reads
+retransmission is an open arrow (``-)``/``--)``); a packet the receiving kernel
+dropped ends in a cross too, with ``✗ REASON`` in its message and a note over the
+receiver saying it was dropped.  A message reads
 ``#NO FLAGS seq= ack= len=`` and then its cause, as the ladder does.
 
 Mermaid's parser stops a message at ``#``, ``;`` and a newline and reads ``%%{``
@@ -168,13 +170,15 @@ def _packet(step: Step, ids: dict[str, str], lab: dict[str, str], lang: str, ret
     else:
         return [f"    Note over {left},{right}: {_note(text)}"]
     line = "-" if step.by == "call" else "--"
-    if "RST" in step.flags.split(",") or (not step.flags and not step.direction):
+    if step.dropped or "RST" in step.flags.split(",") or (not step.flags and not step.direction):
         line += "x"
     elif retrans.intersection(step.analysis):
         line += ")"
     else:
         line += ">>"
     out = [f"    {src}{line}{dst}: {escape(clip(text, MESSAGE_WIDTH))}"]
+    if step.dropped:  # the receiving kernel discarded it: say so over the receiver's lane
+        out.append(f"    Note over {dst}: {_note('✗ ' + step.drop_words)}")
     note = _state_note(step, lab, left, right)
     if note:
         out.append(note)
@@ -184,6 +188,8 @@ def _packet(step: Step, ids: dict[str, str], lab: dict[str, str], lang: str, ret
 def _message(step: Step, lab: dict[str, str]) -> str:
     """``#NO label`` and what sent the packet, as the ladder says it."""
     parts = [f"#{step.packet + 1 if step.packet is not None else '?'} {step.label}"]
+    if step.dropped:
+        parts.append(f"✗ {step.dropped}")
     if step.by == "call" and step.call:
         parts.append(("~" if step.inferred else "") + step.call)
     elif step.by == "kernel":

@@ -22,7 +22,8 @@ each later one ``+seconds`` after the one before it.
   fcntl(F_SETFL).  File descriptors are renumbered from 3, lowest free first, as
   packetdrill's own process gets them; each call's comment gives the traced fd.
 - Every line ends with a ``//`` comment saying why it is there (the packet's
-  number in the capture and its cause, or the call's source line).
+  number in the capture and its cause, or the call's source line); a packet the
+  receiving kernel dropped (the kernel witness's account) says so there too.
 
 It is a starting point, not a tested script: addresses, timing tolerances and
 options that depend on the kernel need review, which the header says.
@@ -45,6 +46,7 @@ from tracer.core.trace import Trace
 from tracer.errors import UsageError
 from tracer.i18n import Words
 from tracer.i18n.explain import label as reason_words
+from tracer.ladder.kernel import KernelView, drop_text
 from tracer.ladder.labels import flag_names
 from tracer.ladder.streams import call_streams, caused_streams, lanes_of
 
@@ -133,6 +135,7 @@ def render_packetdrill(trace: Trace, analysis: Analysis, side: str = "server", s
     outbound = {i: t.src_endpoint(i) == sut or _icmp_from(trace, i, sut) for i in rows}
     inbound_times = np.array(sorted(int(t.ts_ns[i]) for i in rows if not outbound[i]), dtype=np.int64)
     fds = _Fds()
+    drops = KernelView.of(trace).drops  # frames the receiving kernel discarded: said in their comment
     prev: int | None = None  # the previous event's time in whole microseconds (packetdrill's unit)
     for ev in events:
         if ev.packet is not None and _elsewhere(trace, ev.packet, sut):
@@ -152,8 +155,9 @@ def render_packetdrill(trace: Trace, analysis: Analysis, side: str = "server", s
         else:
             assert ev.packet is not None
             line, note = _packet(trace, analysis, ev.packet, outbound[ev.packet], text)
+            drop = drops.get(ev.packet)
             out.append(_pad(f"{when} {line}") + " // " + _packet_comment(analysis, ev.packet, lang, text)
-                       + (f"; {note}" if note else ""))
+                       + (f"; {note}" if note else "") + (f"; ✗ {drop_text(drop, lang)}" if drop else ""))
         prev = now
     return "\n".join(out) + "\n"
 

@@ -5,8 +5,10 @@ flows down, one row per lesson step (``tracer.lesson.steps``).  A packet is an
 arrow from its sender's lane to the receiver's, its label (flags, seq/ack,
 length) above it; outside the sender's lane, in that side's application column,
 the socket call that caused it or "kernel" with the kernel's reason; a new TCP
-state is a grey tag at the lane where it changed; tshark's analysis flags dash
-the arrow and are named after the label.  Calls that sent nothing are boxes in
+state is a grey tag at the lane where it changed; a packet the receiving kernel
+dropped stops short at an ✗ with its reason; tshark's analysis flags dash
+the arrow and are named after the label.  Calls that sent nothing (and the return
+of connect() or of a call whose errno no packet explains) are boxes in
 their application's column, warnings are full-width notes, and the left gutter
 holds the packet number and the seconds since the first packet.
 
@@ -46,6 +48,7 @@ LABEL_COLS = 80  # widest arrow label before it is cut
 MIN_WIDTH = 760  # px: a short trace still gets room for its title and legend
 SLOPE = 6  # px the arrow drops from sender to receiver: the packet takes time
 HEAD = 9  # arrowhead length
+DROP_AT = 0.8  # a dropped frame's wire ends this far across, at its ✗
 
 _ICMP = re.compile(r"^\S+ (\S+) → (\S+)")
 # Characters XML 1.0 does not allow (a capture's text could carry them).
@@ -255,6 +258,8 @@ def _style(lang: str) -> str:
         ".tag{fill:#e6e6e6}"
         ".warnbox{fill:#f0f0f0;stroke:#000;stroke-dasharray:4 2}"
         ".rule{stroke:#bbb}"
+        ".cross{stroke:#000;stroke-width:2.2}"
+        ".drop{font-weight:bold}"
         "</style>"
     )
 
@@ -286,6 +291,7 @@ def render_svg(lesson: Lesson) -> str:
     head.append(_text(PAD, y, words["summary"].format(steps=len(rows), packets=n_packets, streams=n_streams,
                                                        warnings=n_warn), "sub"))
     legend = words["legend"] + (" " + words["relay"] if any(r.kind == "relay" for r in rows) else "")
+    legend += " " + words["drop"] if any(r.step.dropped for r in rows) else ""
     for line in wrap_cut(legend, cols):
         y += 14
         head.append(_text(PAD, y, line, "legend"))
@@ -396,10 +402,14 @@ def _arrow(parts: list[str], g: _Geometry, r: _Row, y: float) -> float:
     ux, uy = dx / length, dy / length
     bx, by = xt - HEAD * ux, yb - HEAD * uy
     cls = "wire flagged" if s.analysis else "wire"
-    parts.append(_line(cls, xs, ya, bx, by))
+    left_tag, right_tag = _state_tags(s)
+    if s.dropped:
+        _dropped(parts, cls, xs, ya, dx, dy, s, y + 58 if left_tag or right_tag else 0)
+    else:
+        parts.append(_line(cls, xs, ya, bx, by))
+        pts = (xt, yb, bx - 3.5 * uy, by + 3.5 * ux, bx + 3.5 * uy, by - 3.5 * ux)
+        parts.append('<polygon class="head" points="{},{} {},{} {},{}"/>'.format(*map(_n, pts)))
     parts.append(f'<circle class="origin" cx="{_n(xs)}" cy="{_n(ya)}" r="2.5"/>')
-    pts = (xt, yb, bx - 3.5 * uy, by + 3.5 * ux, bx + 3.5 * uy, by - 3.5 * ux)
-    parts.append('<polygon class="head" points="{},{} {},{} {},{}"/>'.format(*map(_n, pts)))
     label, flags = _label_text(s)
     total = _px(label, F_LABEL) + (_px(" " + flags, F_LABEL) if flags else 0)
     x0 = (g.xl + g.xr) / 2 - total / 2
@@ -413,7 +423,6 @@ def _arrow(parts: list[str], g: _Geometry, r: _Row, y: float) -> float:
         if k == 0 and len(r.app) > 1:
             cls = "cause callname" if s.by == "call" else "cause kernel"
         parts.append(_text(ax, ya + 4 + 13 * k, line, cls, anchor))
-    left_tag, right_tag = _state_tags(s)
     for tag, x, anchor in ((left_tag, g.xl + 6, "start"), (right_tag, g.xr - 6, "end")):
         if not tag:
             continue
@@ -421,7 +430,22 @@ def _arrow(parts: list[str], g: _Geometry, r: _Row, y: float) -> float:
         rx = x if anchor == "start" else x - w
         parts.append(_rect("tag", rx, y + 32, w, 14, 2))
         parts.append(_text(rx + 4, y + 43, tag, "state"))
+    if s.dropped and (left_tag or right_tag):
+        return 66  # the drop's reason goes under the state tags
     return 52 if left_tag or right_tag else 40
+
+
+def _dropped(parts: list[str], cls: str, xs: float, ya: float, dx: float, dy: float, s: Step,
+             mark_y: float) -> None:
+    """A frame the receiving kernel dropped: the wire stops short with an ✗ and the reason
+    (at ``mark_y`` when given, else just under the ✗)."""
+    xe, ye = xs + DROP_AT * dx, ya + DROP_AT * dy
+    parts.append(_line(cls, xs, ya, xe, ye))
+    for sx, sy in ((1, 1), (1, -1)):
+        parts.append(_line("cross", xe - 5 * sx, ye - 5 * sy, xe + 5 * sx, ye + 5 * sy))
+    anchor = "end" if dx > 0 else "start"
+    parts.append(_text(xe - (9 if dx > 0 else -9), mark_y or ye + 14, f"✗ {s.dropped}", "drop", anchor))
+    parts.append(f"<title>{_esc(s.drop_words)}</title>")
 
 
 def _call(parts: list[str], g: _Geometry, r: _Row, y: float) -> float:

@@ -1,5 +1,8 @@
 """A recorded socket call as the ladder shows it: its text, where it goes on the
-timeline, its error, how long it waited, and which calls get a row of their own."""
+timeline, its error, how long it waited, and which calls get a row of their own:
+those that caused no packet, and the return of a call that did when the return says
+something its packets do not (connect()'s, and an errno no packet explains, such as
+connect()'s TimeoutError after its SYN retransmissions)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from tracer.ladder.labels import LABELS
 # Calls that can wait for the peer or the network: their row says how long they took.
 _BLOCKING = frozenset({"accept", "connect", "connect_ex", "recv", "recvfrom", "recv_into",
                        "recvfrom_into", "send", "sendall", "sendto"})  # fmt: skip
+_CONNECTS = frozenset({"connect", "connect_ex"})
 _BLOCKED_NS = 100_000  # below 0.1 ms the call did not really wait
 # Arguments shown by value alone: their value says what they are.
 _BARE_ARGS = frozenset({"address", "family", "type", "level", "option", "value", "how", "via", "bufsize",
@@ -43,7 +47,9 @@ def _result_text(c: SocketCall, lab: dict[str, str], error_row: int | None) -> s
         return lab["no_return"]
     r = c.result
     if r is None:
-        return ""
+        return lab["connected"] if c.call in _CONNECTS else ""
+    if c.call in _CONNECTS and r in ("0", "None"):
+        return lab["connected"]
     if c.call in ("socket", "accept") and r.isdigit():
         fd = lab["fd"].format(fd=r)
         return f"{fd} ({c.remote})" if c.call == "accept" and c.remote else fd
@@ -84,3 +90,22 @@ def calls_without_packets(trace: Trace, a: Analysis) -> list[SocketCall]:
     ids = a.cause_call_id
     on_packets = set(ids[ids >= 0].tolist())
     return [c for c in trace.calls if c.id not in on_packets]
+
+
+def returns_as_rows(trace: Trace, a: Analysis) -> list[SocketCall]:
+    """The calls that caused packets whose return still gets a row of its own: connect()'s
+    (when it returned without an errno a packet explains) and a failed call's whose errno
+    no packet explains (those are told on the packet's row), in recorded order."""
+    if not trace.calls:
+        return []
+    ids = a.cause_call_id
+    on_packets = set(ids[ids >= 0].tolist())
+    return [c for c in trace.calls if c.id in on_packets and c.t_exit_ns is not None
+            and c.id not in a.error_links and (c.call in _CONNECTS or call_error(c) is not None)]
+
+
+def calls_with_rows(trace: Trace, a: Analysis) -> list[SocketCall]:
+    """``calls_without_packets`` and ``returns_as_rows`` together, in recorded order."""
+    back = {c.id for c in returns_as_rows(trace, a)}
+    keep = {c.id for c in calls_without_packets(trace, a)} | back
+    return [c for c in trace.calls if c.id in keep]

@@ -3,7 +3,8 @@
 No Textual here: the model is plain numpy plus the ladder's helpers, so it is
 tested on its own and built in a worker thread; the TUI and the lessons read it.
 A row is a packet, a recorded socket call that caused no packet (accept(),
-recv(), listen(), ...) or a trace warning on the timeline.  ``kind``/``ref``
+recv(), listen(), ...) or the return of one that did (connect(), a call whose errno
+no packet explains: ``tracer.ladder.calls``), or a trace warning on the timeline.  ``kind``/``ref``
 hold one entry per row (a million packets cost two arrays, never a million
 objects); ``cells(r)`` formats one row only when it is about to be painted.
 
@@ -35,8 +36,9 @@ from tracer.core.reasons import CALL_NAMES
 from tracer.core.trace import Trace
 from tracer.i18n import warning_text
 from tracer.i18n.explain import state_name
-from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets
+from tracer.ladder.calls import call_error, call_text, call_time, calls_with_rows, returns_as_rows
 from tracer.ladder.filter import Filter
+from tracer.ladder.kernel import KernelView, drop_note
 from tracer.ladder.labels import LABELS, flag_names, other_frame_text, reason_words, tcp_label
 from tracer.ladder.streams import Lanes, StreamKey, call_streams, caused_streams, lanes_of, stream_infos
 
@@ -68,6 +70,7 @@ class Cells:
     tcp_flags: int = 0
     side: str = ""  # for call rows: "client"/"server" (or "" if unknown)
     error: bool = False
+    dropped: str = ""  # a packet the receiving kernel dropped: its drop reason
 
 
 @dataclass(eq=False)
@@ -81,14 +84,17 @@ class LadderModel:
     kind: npt.NDArray[np.int8] = field(init=False)
     ref: I64 = field(init=False)
     calls: list[SocketCall] = field(init=False)  # calls with rows of their own, by time
+    returns: frozenset[int] = field(init=False)  # ids of those whose row is the return of a call that sent
     warnings: list[TraceWarning] = field(init=False)
     infos: dict[StreamKey, StreamInfo] = field(init=False)
     _prev: npt.NDArray[np.int32] | None = field(init=False, default=None)
     _streams_of: dict[int, set[StreamKey]] | None = field(init=False, default=None)
+    kernel: KernelView = field(init=False)
 
     def __post_init__(self) -> None:
         t, a = self.trace.packets, self.analysis
         self.infos = stream_infos(a)
+        self.kernel = KernelView.of(self.trace)
         mask = self.filter.packet_mask(t, a)
         if self.stream is not None:
             p, s = self.stream
@@ -97,6 +103,7 @@ class LadderModel:
             mask = same if mask is None else mask & same
         pk = np.arange(len(t), dtype=np.int64) if mask is None else np.flatnonzero(mask).astype(np.int64)
         self.calls = self._own_calls()
+        self.returns = frozenset(c.id for c in returns_as_rows(self.trace, self.analysis))
         self.warnings = list(self.trace.warnings) if self.filter.empty and self.stream is None else []
         kind = np.zeros(pk.size, dtype=np.int8)
         if not self.calls and not self.warnings:
@@ -131,7 +138,7 @@ class LadderModel:
         return self._streams_of
 
     def _own_calls(self) -> list[SocketCall]:
-        keep = calls_without_packets(self.trace, self.analysis)
+        keep = calls_with_rows(self.trace, self.analysis)
         if not keep:
             return []
         of = self.streams_of_calls() if self.stream is not None or not self.filter.empty else {}
@@ -192,7 +199,10 @@ class LadderModel:
     @property
     def t0(self) -> int:
         ts = self.trace.packets.ts_ns
-        return int(ts[0]) if ts.size else 0
+        if ts.size:
+            return int(ts[0])
+        # A run that sent no packet: its calls' time line starts at the first call.
+        return min((call_time(c) for c in self.calls), default=0)
 
     def states_at(self, r: int) -> tuple[StreamKey, int, int] | None:
         """(stream, state of a, state of b) after row ``r``: the TCP states its stream's
@@ -279,6 +289,9 @@ class LadderModel:
             self._state_notes(i, lanes, lang, notes)
         else:
             label = f"UDP len={int(t.payload_len[i])}"
+        drop = self.kernel.drops.get(i)
+        if drop is not None:
+            notes.insert(0, (drop_note(drop, lang), "drop"))
         bits = int(a.flags[i])
         if bits:
             names = flag_names(lang)
@@ -300,7 +313,8 @@ class LadderModel:
             kernel = "L" if sender_left else "R"
         self._cause_notes(i, lang, lanes, notes)
         return Cells(KIND_PACKET, no, time, _tag(key) if self.multi() and key else "",
-                     1 if left_to_right else -1, label, left_app, right_app, kernel, tuple(notes), flags)
+                     1 if left_to_right else -1, label, left_app, right_app, kernel, tuple(notes), flags,
+                     dropped=drop.reason if drop is not None else "")
 
     def _state_notes(self, i: int, lanes: Lanes, lang: str, notes: list[tuple[str, str]]) -> None:
         a = self.analysis

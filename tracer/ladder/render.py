@@ -40,7 +40,8 @@ from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.core.trace import Trace
 from tracer.i18n import lang_of, warning_text
 from tracer.i18n.explain import state_name, template
-from tracer.ladder.calls import call_error, call_text, call_time, calls_without_packets, waited_text
+from tracer.ladder.calls import call_error, call_text, call_time, calls_with_rows, waited_text
+from tracer.ladder.kernel import KernelView, drop_note
 from tracer.ladder.labels import LABELS, flag_names, other_frame_text, reason_words, tcp_label
 from tracer.ladder.streams import Lanes, StreamKey, call_streams, caused_streams, lanes_of, stream_infos
 from tracer.ladder.text import arrow, clip, pad, text_width, wrap
@@ -75,7 +76,8 @@ def render_ladder(
         yield from wrap(lab[legend], max(40, width), indent="  ")
     if shown.rows.size == 0:
         yield lab["no_packets"]
-        return
+        if not shown.calls:
+            return
     cols = _measure(trace, shown, lab, width)
     yield _column_header(shown, cols, lab)
     yield from _Rows(trace, a, shown, cols, lab, lang, width, raw_seq, explain).lines()
@@ -120,7 +122,7 @@ def _shown_calls(
 ) -> list[SocketCall]:
     """The calls that get their own row, in time order: those that caused no packet
     row, and with a stream filter only those of a socket of that TCP stream."""
-    keep = calls_without_packets(trace, a)
+    keep = calls_with_rows(trace, a)
     if keep and stream is not None:
         streams_of = call_streams(trace.calls, infos, caused_streams(trace, a))
         keep = [c for c in keep if (PROTO_TCP, stream) in streams_of.get(c.id, set())]
@@ -142,13 +144,20 @@ def _measure(trace: Trace, shown: _Shown, lab: dict[str, str], width: int) -> _C
     t = trace.packets
     no_w = max(len(str(len(t))), text_width(lab["no"]))
     # Wide enough for the extremes (odd captures have times far apart or out of order).
-    rel = (t.ts_ns[shown.rows] - t.ts_ns[0]) / 1e9
-    extremes = [float(rel.min()), float(rel.max())]
-    extremes += [(call_time(c) - int(t.ts_ns[0])) / 1e9 for c in shown.calls[:1] + shown.calls[-1:]]
+    t0 = _t0(trace, shown)
+    rel = (t.ts_ns[shown.rows] - t0) / 1e9
+    extremes = [float(rel.min()), float(rel.max())] if rel.size else []
+    extremes += [(call_time(c) - t0) / 1e9 for c in shown.calls[:1] + shown.calls[-1:]]
     time_w = max(10, text_width(lab["time"]), *(len(f"{x:.6f}") for x in extremes))
     tag_w = 6 if shown.multi else 0
     prefix_w = no_w + 1 + time_w + 1 + (tag_w + 1 if shown.multi else 0)
     return _Columns(no_w, time_w, tag_w, prefix_w, max(30, min(60, width - prefix_w - 34)))
+
+
+def _t0(trace: Trace, shown: _Shown) -> int:
+    """Time zero: the first packet's, or the first call's in a run that sent no packet."""
+    ts = trace.packets.ts_ns
+    return int(ts[0]) if ts.size else min(call_time(c) for c in shown.calls)
 
 
 def _lane_header(lanes: Lanes, lab: dict[str, str], arrow_w: int) -> str:
@@ -210,7 +219,7 @@ class _Rows:
         t = trace.packets
         # Python lists: one row at a time is much faster on lists than on numpy scalars.
         self.ts = t.ts_ns.tolist()
-        self.t0 = self.ts[0]
+        self.t0 = _t0(trace, shown)
         self.proto = t.proto.tolist()
         self.strm = a.stream.tolist()
         self.direction = a.direction.tolist()
@@ -236,6 +245,7 @@ class _Rows:
         self.placed, self.timed = _place_warnings(trace, lab, lang)
         self.last_states: dict[int, tuple[int, int]] = {}
         self.lane_cache: dict[StreamKey, Lanes] = {}
+        self.drops = KernelView.of(trace).drops
 
     def lines(self) -> Iterator[str]:
         for msg in self.placed.pop(0, []):
@@ -324,6 +334,9 @@ class _Rows:
             line += self._arrow_cell(i, key, info, notes)
         else:
             line += self._other_cell(i, notes)
+        drop = self.drops.get(i)
+        if drop is not None:
+            notes.insert(0, drop_note(drop, self.lang))
         bits = self.aflags[i]
         if bits:
             names = (self.flag_labels[f] for f in AnalysisFlag if bits >> f.value & 1)
@@ -345,7 +358,7 @@ class _Rows:
             label = f"UDP len={self.plen[i]}"
         if self.proto[i] == PROTO_TCP and self.st_a[i] >= 0:
             notes += self._state_changes(i, lanes)
-        return "│" + arrow(label, left_to_right, self.cols.arrow) + "│"
+        return "│" + arrow(label, left_to_right, self.cols.arrow, i in self.drops) + "│"
 
     def _state_changes(self, i: int, lanes: Lanes) -> list[str]:
         """"client ESTABLISHED" for each end whose state this packet changed."""

@@ -72,11 +72,22 @@ def clip(s: str, width: int) -> str:
     return out
 
 
-def arrow(label: str, left_to_right: bool, width: int) -> str:
-    """An arrow ``width`` columns long with ``label`` on it, pointing right or left."""
+def arrow(label: str, left_to_right: bool, width: int, dropped: bool = False) -> str:
+    """An arrow ``width`` columns long with ``label`` on it, pointing right or left.
+
+    A ``dropped`` frame's arrow stops short of the receiver's lane with ✗ (the receiving
+    kernel discarded it: it never reached the socket)."""
     # Clipped so that the right lane stays in its column: label + 2 spaces + 3 arrow cells.
     body = f" {clip(label, width - 5) if text_width(label) > width - 5 else label} "
     dashes = max(2, width - text_width(body) - 1)
+    short = min(_SHORT, dashes - 2) if dropped else 0
     if left_to_right:
+        if short:
+            return "─" + body + "─" * (dashes - 1 - short) + "✗" + " " * short
         return "─" + body + "─" * (dashes - 1) + "▶"
+    if short:
+        return " " * short + "✗" + "─" * (dashes - 1 - short) + body + "─"
     return "◀" + "─" * (dashes - 1) + body + "─"
+
+
+_SHORT = 3  # cells a dropped frame's arrow stops short of the receiver's lane

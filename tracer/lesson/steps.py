@@ -23,6 +23,7 @@ from tracer.i18n.calls import explain_call
 from tracer.i18n.explain import label as reason_words
 from tracer.i18n.explain import state_name
 from tracer.ladder.calls import call_text
+from tracer.ladder.kernel import drop_text
 from tracer.ladder.labels import flag_names, packet_explanation, tcp_flag_names
 from tracer.ladder.model import KIND_CALL, KIND_PACKET, LadderModel
 from tracer.ladder.streams import StreamKey
@@ -75,6 +76,11 @@ class Step:
     source_code: str = ""
     # (actor, "connect()", errno) for each call this packet made fail (an RST -> ECONNREFUSED).
     fails: tuple[tuple[str, str, str], ...] = ()
+    # A call step that is the return of a call that sent packets (connect(), a failed call).
+    sent: bool = False
+    # The receiving kernel dropped this packet: its reason (NETFILTER_DROP ...) and the words.
+    dropped: str = ""
+    drop_words: str = ""
 
     @property
     def is_packet(self) -> bool:
@@ -157,6 +163,7 @@ def _step(model: LadderModel, r: int, index: int, t_ns: int, gap: int, lang: str
                     label=call_text(c, lang, model.analysis.error_links.get(c.id)), flags="", payload_len=0,
                     call=f"{c.call}()", by="call", inferred=False, reason=c.call, cause=f"{c.call}()",
                     sentence=explain_call(c, lang), analysis=(), errno=c.error, result=c.result,
+                    sent=c.id in model.returns,
                     source_line=c.source.line if c.source else None,
                     source_code=c.source.code if c.source and c.source.code else "", **common)  # type: ignore[arg-type]
     if kind != KIND_PACKET:
@@ -192,6 +199,7 @@ def _packet_step(model: LadderModel, r: int, i: int, lang: str, common: Mapping[
     flags = tcp_flag_names(int(t.tcp_flags[i])) if int(t.proto[i]) == PROTO_TCP else ""
     src = calls.get(int(a.cause_call_id[i])) if by == "call" else None
     fails = tuple(failed.get(i, ()))
+    drop = model.kernel.drops.get(i)
     return Step(kind="packet", packet=i, direction=cells.direction, actor=actor, label=cells.label,
                 flags=flags, payload_len=int(t.payload_len[i]), call=call, by=by,
                 inferred=bool(a.cause_inferred[i]), reason=reason, cause=reason_words(reason, lang),
@@ -199,5 +207,6 @@ def _packet_step(model: LadderModel, r: int, i: int, lang: str, common: Mapping[
                 analysis=tuple(names[f] for f in AnalysisFlag if bits >> f.value & 1),
                 source_line=src.source.line if src is not None and src.source else None,
                 source_code=src.source.code if src is not None and src.source and src.source.code else "",
-                fails=fails, **common)  # type: ignore[arg-type]
+                fails=fails, dropped=drop.reason if drop is not None else "",
+                drop_words=drop_text(drop, lang) if drop is not None else "", **common)  # type: ignore[arg-type]
 

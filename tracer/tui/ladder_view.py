@@ -46,6 +46,7 @@ _NOTE = {
     "kernel": Style(color="bright_black", italic=True),
     "cause": Style(color="cyan"),
     "error": Style(color="red", bold=True),
+    "drop": Style(color="red", bold=True),
     "dim": Style(dim=True),
 }
 _DIM = Style(dim=True)
@@ -123,7 +124,7 @@ def compose_row(c: Cells, lay: Layout) -> list[Segment]:
         left_lane = "●" if c.kernel == "L" else ("┼" if c.left_app and c.direction > 0 else "│")
         right_lane = "●" if c.kernel == "R" else ("┼" if c.right_app and c.direction < 0 else "│")
         add(Segment(left_lane, _KERNEL_DOT if left_lane == "●" else _LANE))
-        add(Segment(arrow(c.label, c.direction > 0, lay.wire), style))
+        add(Segment(arrow(c.label, c.direction > 0, lay.wire, bool(c.dropped)), style))
         add(Segment(right_lane, _KERNEL_DOT if right_lane == "●" else _LANE))
         add(Segment(pad(clip(c.right_app, lay.app), lay.app), _CALL))
     elif c.kind == KIND_CALL:

@@ -1,5 +1,7 @@
 """The lower panes: detail (layers and bytes, or a call's record), explanation
-(cause, plain-language sentence, both ends' TCP states and the state diagram) and
+(cause, plain-language sentence, the kernel witness's account of a live run's packet:
+what sent it, its stack, a drop, the RST's reason, the figures and where the cause
+came from; both ends' TCP states and the state diagram) and
 source (the scenario's code with the selected call's line highlighted).
 
 Each pane is told what to show (``show(...)``); none reads the app.  The scapy
@@ -21,6 +23,7 @@ from tracer.core.reasons import CALL_NAMES, REASONS
 from tracer.i18n import warning_text
 from tracer.i18n.explain import label, state_name
 from tracer.ladder.calls import call_error, call_text
+from tracer.ladder.kernel import drop_text, kernel_lines
 from tracer.ladder.labels import packet_explanation
 from tracer.ladder.model import KIND_CALL, KIND_PACKET, LadderModel
 from tracer.tui.diagram import DIAGRAM, spans
@@ -198,6 +201,11 @@ class ExplainPane(VerticalScroll):
         why.append(packet_explanation(model.trace, a, i, lang) + "\n")
         if bool(a.cause_inferred[i]):
             why.append(f"({w['inferred']})\n", style="dim")
+        if model.trace.kernel is not None:  # the kernel witness's account of a live run
+            drop = model.kernel.drops.get(i)
+            for line in kernel_lines(model.trace, a, i, lang, model.kernel):
+                bad = drop is not None and line.endswith(drop_text(drop, lang))
+                why.append(line + "\n", style="bold red" if bad else "dim" if line.startswith("  ") else "")
 
     def _kernel_states(self, why: Text, model: LadderModel, row: int, eps: tuple[str, str],
                        lang: str) -> None:

@@ -9,7 +9,8 @@ Layout, top to bottom: the two lanes (role and address), both TCP states (a
 change written OLD → NEW), the gap since the previous step when it is long (the
 wait itself is never replayed: idle gaps are compressed to one line), the call or
 the kernel behind the packet on the sender's side, a thick arrow with the
-packet's label, the cause in words, then the one-sentence explanation.
+packet's label (stopping short at ✗ when the receiving kernel dropped it, the reason
+in words under the cause), the cause in words, then the one-sentence explanation.
 """
 
 from __future__ import annotations
@@ -121,7 +122,13 @@ def arrow(step: Step, width: int) -> list[Text]:
     room = inner - box - 1  # one cell for the head
     left = room // 2
     right = room - left
-    if step.direction < 0:
+    short = min(3, right - 1, left - 1) if step.dropped else 0
+    if short > 0:  # the receiving kernel dropped it: the shaft stops short of its rail with ✗
+        if step.direction < 0:
+            head, tail = (" " * short + "✗" + "━" * (left - short), "━" * right)
+        else:
+            head, tail = ("━" * left, "━" * (right - short) + "✗" + " " * short)
+    elif step.direction < 0:
         head, tail = ("◀" + "━" * left, "━" * right)
     else:
         head, tail = ("━" * left, "━" * right + "▶")
@@ -205,10 +212,13 @@ def render_stage(lesson: Lesson, frame: Frame, width: int, *, chosen: int | None
         if step.analysis:
             cause.append("  [" + ", ".join(step.analysis) + "]", style="bold red")
         lines.append(_centre(cause, width))
+        if step.dropped and shown:
+            lines.append(_centre(Text(f"✗ {step.drop_words}", style="bold white on red"), width))
     elif step.kind == "call":
         box = Text(f" {step.label} ", style="bold reverse" if step.errno is None else "bold white on red")
         lines += [Text(""), Text(""), _rails(box, width, at_right),
-                  _rails(Text(w["no_packet"], style="italic dim"), width, at_right), Text("")]
+                  _rails(Text("" if step.sent else w["no_packet"], style="italic dim"), width, at_right),
+                  Text("")]
     else:
         style = "bold white on red" if step.kind == "warning" else "bold"
         lines += [Text(""), Text(""), _centre(Text(f" {step.label} ", style=style), width), Text(""),
