@@ -122,7 +122,8 @@ def kernel_states(t: PacketTable, stream: np.ndarray, direction: np.ndarray,
     out_a, out_b = inferred_a.copy(), inferred_b.copy()
     queued = t.ts_ns.astype(np.int64).copy()
     for o in kernel.origins:
-        queued[o.packet_no - 1] = o.t_ns or queued[o.packet_no - 1]
+        if 1 <= o.packet_no <= len(t) and o.t_ns:  # an account from a file is not trusted blindly
+            queued[o.packet_no - 1] = o.t_ns
     tcp = [s for s in sorted(streams, key=lambda s: s.first_no) if s.proto == "tcp"]
     claimed: set[int] = set()
     disagree: set[int] = set()
