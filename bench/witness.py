@@ -60,9 +60,8 @@ def run_one(name: str, lab: str, witness: bool, out: Path) -> tuple[float, subpr
 
 def measure(path: Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
     """Coverage, states and drops of one saved run, and per kernel reason [agreed, compared]."""
-    from tracer.core.model import CauseSource
+    from tracer.core.kernel_causes import reason_agreement
     from tracer.core.pipeline import analyze
-    from tracer.core.reasons import REASONS
     from tracer.pcap.reader import read_capture
 
     trace = read_capture(path)
@@ -81,14 +80,7 @@ def measure(path: Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
         "overrun": k.overrun if k is not None else 0, "witness": k is not None,
         "state_disagreements": len(an.state_disagreements),
     }
-    agree: dict[str, list[int]] = {}
-    kernel = int(CauseSource.KERNEL)
-    for i in range(len(t)):
-        if int(an.cause_source[i]) != kernel:
-            continue
-        a = agree.setdefault(REASONS[int(an.cause_reason[i])], [0, 0])
-        a[0] += int(an.inferred_reason[i]) == int(an.cause_reason[i])
-        a[1] += 1
+    agree = {reason: list(v) for reason, v in reason_agreement(an).items()}
     return row, agree
 
 
