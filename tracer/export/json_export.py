@@ -417,7 +417,8 @@ def _kernel_texts(trace: Trace) -> dict[int, str]:
         o, d, r, f = k.origins.get(i), k.drops.get(i), k.resets.get(i), k.figures.get(i)
         obj = {
             "origin": None if o is None else {"kind": o.kind, "what": o.what or None, "action": o.action,
-                                              "tid": o.tid, "process": o.process, "stack": list(o.stack)},
+                                              "tid": o.tid, "process": o.process, "stack": list(o.stack),
+                                              "t_ns": o.t_ns},
             "drop": None if d is None else {"reason": d.reason, "where": d.where},
             "rst_reason": None if r is None else {"reason": r.reason, "state": r.state},
             "figures": None if f is None else {
