@@ -21,7 +21,7 @@ import pytest
 
 from conftest import REPO
 from tracer.core.analysis import Analysis
-from tracer.core.kernel_causes import kernel_reason, reason_agreement
+from tracer.core.kernel_causes import kernel_call_times, kernel_reason, reason_agreement
 from tracer.core.model import ACK, FIN, PSH, RST, SYN, CauseBy, CauseSource, SocketCall
 from tracer.core.pipeline import analyze
 from tracer.core.reasons import CALL_NAMES, REASONS
@@ -271,6 +271,24 @@ def test_origin_ties_to_the_threads_call_not_a_time_window(hello: Trace) -> None
     assert int(a.cause_by[0]) == CauseBy.CALL and int(a.cause_source[0]) == CauseSource.KERNEL
 
 
+def test_call_windows_widen_to_hold_what_the_kernel_queued_inside_them(hello: Trace) -> None:
+    connect = next(c for c in hello.calls if c.call == "connect")
+    assert connect.t_exit_ns is not None
+    stack = ("tcp_connect", "__sys_connect", "__x64_sys_connect")
+    late = connect.t_exit_ns + 1_000_000  # the recorder said it returned 1 ms before the kernel queued
+    out = kernel_call_times(hello.calls, KernelAccount(origins=(
+        origin("call", "connect", "syn", *stack, tid=connect.tid, t_ns=late),)), hello.packets)
+    moved = next(c for c in out if c.id == connect.id)
+    assert (moved.t_enter_ns, moved.t_exit_ns) == (connect.t_enter_ns, late)
+    assert [c for c in out if c.id != connect.id] == [c for c in hello.calls if c.id != connect.id]
+    # Beyond reach, another thread, or a stack in no system call: the windows stay as recorded.
+    for o in (origin("call", "connect", "syn", *stack, tid=connect.tid, t_ns=connect.t_exit_ns + 10**8),
+              origin("call", "connect", "syn", *stack, tid=connect.tid + 99_999, t_ns=late),
+              origin("timer", "retransmit", "retransmit", "tcp_retransmit_timer", tid=connect.tid, t_ns=late),
+              origin("call", "connect", "syn", *stack, packet_no=10_000, tid=connect.tid, t_ns=late)):
+        assert kernel_call_times(hello.calls, KernelAccount(origins=(o,)), hello.packets) == hello.calls
+
+
 def test_released_data_names_its_send_call_and_the_releasing_ack(hello: Trace) -> None:
     base = analyze(hello)
     send = int(base.cause_call_id[5])  # packet 6: the server's 13 bytes
@@ -403,6 +421,8 @@ def _syn_checks(out: Path) -> None:
         assert _reason(a, i) == "connect_syn" and int(a.cause_source[i]) == CauseSource.KERNEL
         c = _call(trace, int(a.cause_call_id[i]))
         assert c.call in ("connect", "connect_ex") and c.tid == o.tid and c.side == "client"
+        # The saved call's window holds the moment the kernel queued its SYN (the kernel's clock).
+        assert c.t_exit_ns is not None and c.t_enter_ns <= o.t_ns <= c.t_exit_ns
 
 
 @pytest.mark.lab

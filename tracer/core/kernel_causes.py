@@ -20,6 +20,7 @@ from a file) are ignored.  Pure.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from tracer.core.model import ACK, FIN, PROTO_TCP, RST, SYN, CauseBy, CauseSourc
 from tracer.core.reasons import CALL_CODE, REASONS, reason_code
 from tracer.core.streams import StreamColumns
 from tracer.core.table import I32, I64, Bool, PacketTable
-from tracer.core.witness import KernelAccount, PacketOrigin
+from tracer.core.witness import KernelAccount, PacketOrigin, syscall_name
 
 # --- the rules table ------------------------------------------------------------------
 
@@ -320,3 +321,60 @@ def reason_agreement(analysis: Analysis) -> dict[str, tuple[int, int]]:
         mine = r == code
         out[REASONS[code]] = (int(np.count_nonzero(inf[mine] == code)), int(np.count_nonzero(mine)))
     return out
+
+
+# --- the calls' windows, from the kernel's clock ------------------------------------------
+
+CALL_TIME_REACH_NS = 5_000_000  # a recorder's stamps were seen ~1 ms off the kernel's; never stretch further
+
+
+def _syscall_on_stack(stack: Sequence[str]) -> str | None:
+    """The system call the stack ran in (its outermost entry), or None (a timer, softirq)."""
+    name = None
+    for fn in stack:
+        name = syscall_name(fn) or name
+    return name
+
+
+def kernel_call_times(calls: Sequence[SocketCall], account: KernelAccount, packets: PacketTable
+                      ) -> tuple[SocketCall, ...]:
+    """The calls with each window widened to hold the frames the kernel queued inside it.
+
+    A frame whose stack runs through system call X in thread T was queued while T was in
+    X: the recorded call of T's family X on the frame's socket (``tie_call``'s choice)
+    entered before and returned after that moment.  strace stamps a call from outside
+    the kernel and was seen up to about a millisecond off either way, so ``connect()``
+    could be drawn returning before its own SYN; the kernel's clock sets it right.  Only
+    windows within ``CALL_TIME_REACH_NS`` of the moment move; the rest stay as recorded.
+    """
+    by_tid: dict[int, list[SocketCall]] = {}
+    for c in calls:
+        by_tid.setdefault(c.tid, []).append(c)
+    bounds: dict[int, tuple[int, int]] = {}
+    n = len(packets)
+    for o in account.origins:
+        if not 1 <= o.packet_no <= n:
+            continue  # a damaged file's account
+        name = _syscall_on_stack(o.stack)
+        if name is None:
+            continue
+        i = o.packet_no - 1
+        call = tie_call(PacketOrigin(o.packet_no, "call", name, o.action, o.tid, o.process, (), o.t_ns),
+                        by_tid, packets.src_endpoint(i), packets.dst_endpoint(i))
+        if call is None:
+            continue
+        inside = call.t_enter_ns <= o.t_ns <= _exit(call)
+        if not inside and min(abs(o.t_ns - call.t_enter_ns), abs(o.t_ns - _exit(call))) > CALL_TIME_REACH_NS:
+            continue
+        lo, hi = bounds.get(call.id, (o.t_ns, o.t_ns))
+        bounds[call.id] = (min(lo, o.t_ns), max(hi, o.t_ns))
+    out = []
+    for c in calls:
+        b = bounds.get(c.id)
+        if b is None:
+            out.append(c)
+            continue
+        enter = min(c.t_enter_ns, b[0])
+        leave = None if c.t_exit_ns is None else max(c.t_exit_ns, b[1])
+        out.append(dataclasses.replace(c, t_enter_ns=enter, t_exit_ns=leave))
+    return tuple(out)

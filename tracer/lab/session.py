@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from tracer.core.analysis import Analysis
+from tracer.core.kernel_causes import kernel_call_times
 from tracer.core.model import KernelSocketState, SocketCall, TraceWarning
 from tracer.core.trace import Trace
 from tracer.core.witness import KernelAccount, KernelRecord, account, listen_overflow_drops
@@ -384,7 +385,10 @@ def run_session(programs: Programs, path: Path, *, name: str, loopback: bool = F
             meta = dataclasses.replace(trace.meta, extra={
                 **trace.meta.extra, **programs.meta(), **_capture_meta(cap.stats),
                 **{f"kernel.{k}": str(v) for k, v in listen.items()}})
-            trace = dataclasses.replace(trace, calls=programs.calls(trace), kernel_states=states, meta=meta,
+            calls = programs.calls(trace)
+            if kernel is not None:
+                calls = kernel_call_times(calls, kernel, trace.packets)
+            trace = dataclasses.replace(trace, calls=calls, kernel_states=states, meta=meta,
                                         warnings=tuple(warnings), kernel=kernel)
             analysis = analyze(trace)
             trace = dataclasses.replace(trace, warnings=(*trace.warnings, *_state_warnings(analysis)))
