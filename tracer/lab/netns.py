@@ -73,7 +73,8 @@ def list_namespaces() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a stale lab's or witness instance's owner)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -88,7 +89,7 @@ def cleanup_stale(prefix: str = "trc") -> list[str]:
     removed = []
     for name in list_namespaces():
         m = _NAME_RE.match(name)
-        if m and m["prefix"] == prefix and not _pid_alive(int(m["pid"])):
+        if m and m["prefix"] == prefix and not pid_alive(int(m["pid"])):
             _kill_namespace_processes(name)
             _ip("netns", "del", name, check=False)
             removed.append(name)

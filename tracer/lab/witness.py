@@ -39,6 +39,7 @@ from pathlib import Path
 
 from tracer.core.witness import KernelRecord
 from tracer.errors import TracerError
+from tracer.lab.netns import pid_alive
 
 _counter = itertools.count()
 _INSTANCE_RE = re.compile(r"^tracer-(?P<pid>\d+)-\d+$")
@@ -83,21 +84,11 @@ def cleanup_stale(root: Path) -> list[str]:
     with contextlib.suppress(OSError):
         for d in inst.iterdir():
             m = _INSTANCE_RE.match(d.name)
-            if m is None or _alive(int(m["pid"])):
+            if m is None or pid_alive(int(m["pid"])):
                 continue
             _remove_instance(d)
             removed.append(d.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write(path: Path, text: str) -> None:
