@@ -21,6 +21,7 @@ import pytest
 
 from conftest import ns_pids, tshark_fields, wait_for
 from helpers.cli import BOOM, run_tracer
+from helpers.kernel import witness_instances
 from tracer.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PRIVILEGES, EXIT_USAGE
 from tracer.lab.netns import CLIENT_IP, SERVER_IP, list_namespaces
 
@@ -240,6 +241,7 @@ def test_signal_saves_and_leaves_nothing_behind(tmp_path: Path, sig: signal.Sign
     assert child.returncode == EXIT_INTERRUPTED, err
     assert "Traceback" not in err
     assert not [ns for ns in list_namespaces() if ns.startswith(prefix)]
+    assert witness_instances(child.pid) == []  # the kernel witness's tracefs instance is gone too
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
     flags = [r[0] for r in tshark_fields(out, "tcp.flags.str", extra=IP_ONLY)]

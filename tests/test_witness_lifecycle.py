@@ -25,6 +25,24 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def tracefs_mounted() -> Iterator[None]:
+    """A tracefs to look into from outside the witness (a fresh machine mounts none: the
+    witness then mounts its own, privately, and unmounts it when it ends)."""
+    if find_tracefs() is not None:
+        yield
+        return
+    import tempfile
+
+    where = tempfile.mkdtemp(prefix="tracer-test-tracefs-")
+    subprocess.run(["mount", "-t", "tracefs", "nodev", where], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", where], check=False)
+        os.rmdir(where)
+
+
 def _instances() -> set[str]:
     root = find_tracefs()
     assert root is not None
@@ -130,6 +148,51 @@ def test_without_root_one_keyed_line_and_no_traceback(nobody_python: tuple[str, 
     assert "root" in en and "kernel witness" in en
     assert "root" in zh and any("\u4e00" <= ch <= "\u9fff" for ch in zh)
     assert any("\u4e00" <= ch <= "\u9fff" for ch in zh_reason)
+
+
+REPLAY = """
+import io, json, sys
+from tracer.export.json_export import write_json
+from tracer.loading import load
+trace, analysis = load(sys.argv[1])
+out = io.StringIO()
+write_json(trace, analysis, out)
+data = json.loads(out.getvalue())
+dropped = [p["no"] for p in data["packets"] if p["drop"]]
+syn = data["packets"][0]
+print(json.dumps([dropped, syn["origin"]["what"], syn["cause"]["source"]]))
+"""
+
+
+def test_replay_shows_the_kernel_account_without_root(nobody_python: tuple[str, str], tmp_path: Path) -> None:
+    """A saved run keeps the kernel's account: user nobody reads it back, no tracefs needed."""
+    import shutil
+    import tempfile
+
+    from tracer.lab.run import run_scenario
+    from tracer.lab.scenarios import find_scenario
+
+    res = run_scenario(find_scenario("data-lost"), tmp_path / "dl.pcapng")
+    assert res.error is None and res.trace.kernel is not None
+    want = [d.packet_no for d in res.trace.kernel.drops]
+    assert want and all(d.reason == "NETFILTER_DROP" for d in res.trace.kernel.drops)
+    shared = Path(tempfile.mkdtemp(prefix="tracer-replay-"))
+    try:
+        shared.chmod(0o755)
+        shutil.copy(res.path, shared / "dl.pcapng")
+        (shared / "dl.pcapng").chmod(0o644)
+        exe, path = nobody_python
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "-c", REPLAY,
+                str(shared / "dl.pcapng")]
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": path, "HOME": "/nonexistent"}
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False,
+                              cwd="/")
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    assert json.loads(proc.stdout) == [want, "connect", "kernel"]
 
 
 # --- lo: other namespaces' frames share the device name -----------------------------------

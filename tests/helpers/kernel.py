@@ -420,3 +420,25 @@ def half_close(lab: Lab, tmp_path: Path, port: int) -> tuple[KernelRun, tuple[st
         _reap(procs)
     tr = read_capture(pcap)
     return KernelRun(tr, analyze(tr), ss_c, ss_s), mid, mid_ns
+
+
+def witness_instances(owner_pid: int) -> list[str]:
+    """The kernel witness's tracefs instances a process left (``tracer-PID-N``), looked up
+    in a tracefs mounted for the purpose where none is (a fresh machine mounts none)."""
+    import os
+    import tempfile
+
+    from tracer.lab.witness import find_tracefs
+
+    root, where = find_tracefs(), None
+    if root is None:
+        where = tempfile.mkdtemp(prefix="tracer-test-tracefs-")
+        subprocess.run(["mount", "-t", "tracefs", "nodev", where], check=True)
+        root = Path(where)
+    try:
+        names = (d.name for d in (root / "instances").iterdir())
+        return sorted(n for n in names if n.startswith(f"tracer-{owner_pid}-"))
+    finally:
+        if where is not None:
+            subprocess.run(["umount", where], check=False)
+            os.rmdir(where)
