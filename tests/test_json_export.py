@@ -272,7 +272,7 @@ def test_kernel_account_in_the_json(scenario_run: Callable[[str], Path], name: s
         o = origins.get(no)
         assert p["origin"] == (None if o is None else {
             "kind": o.kind, "what": o.what or None, "action": o.action, "tid": o.tid, "process": o.process,
-            "stack": list(o.stack)})
+            "stack": list(o.stack), "t_ns": o.t_ns})
         d = drops.get(no)
         assert p["drop"] == (None if d is None else {"reason": d.reason, "where": d.where})
         r = resets.get(no)

@@ -247,24 +247,24 @@ for _ in range(int(sys.argv[2])):
 
 
 @pytest.fixture
-def veth_pair() -> Iterator[tuple[str, str]]:
-    """Two network namespaces joined by a veth pair (``eth0`` in each): the lab's."""
+def veth_pair() -> Iterator[tuple[str, str, str]]:
+    """Two network namespaces joined by a veth pair: the lab's (namespaces, client's device)."""
     with Lab(prefix="trcread") as lab:
-        yield lab.client.ns, lab.server.ns
+        yield lab.client.ns, lab.server.ns, lab.client.iface
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize(("iface", "extra"), [("eth0", ()), ("any", ("--time-stamp-precision=nano",))])
+@pytest.mark.parametrize(("iface", "extra"), [("veth", ()), ("any", ("--time-stamp-precision=nano",))])
 def test_live_capture_matches_tshark(
-    veth_pair: tuple[str, str], tmp_path: Path, iface: str, extra: tuple[str, ...]
+    veth_pair: tuple[str, str, str], tmp_path: Path, iface: str, extra: tuple[str, ...]
 ) -> None:
-    """Real kernel traffic: Ethernet on eth0 (µs pcap), Linux SLL2 on "any" (ns pcap)."""
+    """Real kernel traffic: Ethernet on the veth end (µs pcap), Linux SLL2 on "any" (ns pcap)."""
     import signal
     import sys
 
     from tracer.lab.netns import wait_file_quiet
 
-    a, b = veth_pair
+    a, b, veth = veth_pair
     out = tmp_path / "live.pcap"
     dump = subprocess.Popen(
         # Immediate mode: no buffered packets are lost at SIGINT; -Z root: tmp_path is 0700.
@@ -275,7 +275,7 @@ def test_live_capture_matches_tshark(
             a,
             "tcpdump",
             "-i",
-            iface,
+            veth if iface == "veth" else iface,
             "-n",
             "-U",
             "--immediate-mode",
@@ -312,15 +312,15 @@ def test_live_capture_matches_tshark(
     assert t.warnings == ()
     # tcpdump on "any" was seen to miss a datagram now and then (CI, 2026-11-22): there,
     # one UDP datagram is enough for the comparison with tshark.
-    assert checked["tcp"] >= 16 and checked["udp"] >= (2 if iface == "eth0" else 1), checked
-    if iface == "eth0":
+    assert checked["tcp"] >= 16 and checked["udp"] >= (2 if iface == "veth" else 1), checked
+    if iface == "veth":
         # The client resent until its connected UDP socket got ECONNREFUSED, so both
         # port-unreachable errors crossed the wire.  (tcpdump on "any" was seen to
         # miss one of them now and then, so only the veth capture insists.)
         assert checked["quote"] >= 2, checked
         names = {t.packets.proto_name(i) for i in range(len(t.packets))}
         assert {"tcp", "udp", "icmp", "icmpv6"} <= names
-    assert int(t.packets.linktype[0]) == (1 if iface == "eth0" else 276)
+    assert int(t.packets.linktype[0]) == (1 if iface == "veth" else 276)
 
 
 def test_documented_exit_codes() -> None:
