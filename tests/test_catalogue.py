@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.kernel import assert_kernel_coverage
 from tracer.core.expect import parse
 from tracer.lab.scenarios import list_scenarios
 
@@ -38,6 +39,7 @@ def test_scenario_behaves_as_its_expect_says(sc, tmp_path: Path) -> None:  # typ
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "behaves as expected" in proc.stdout
     assert out.is_file()
+    assert_kernel_coverage(out, sc.name)  # and the kernel's account of every TCP frame (issue 12)
 
 
 def _check(path: Path, out: Path) -> subprocess.CompletedProcess[str]:

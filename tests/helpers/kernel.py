@@ -442,3 +442,24 @@ def witness_instances(owner_pid: int) -> list[str]:
         if where is not None:
             subprocess.run(["umount", where], check=False)
             os.rmdir(where)
+
+
+def assert_kernel_coverage(out: Path, label: str) -> None:
+    """The saved run ``out`` has the kernel's account of every TCP frame: an origin for each,
+    no witness event lost (overrun), the sockets' state changes, and the listen-queue
+    counters in agreement with the unanswered SYNs (a SYN no listener answered is one the
+    kernel counted as an overflow)."""
+    from tracer.pcap.reader import read_capture
+
+    trace = read_capture(out)
+    k = trace.kernel
+    assert k is not None, [w.message for w in trace.warnings]
+    assert k.overrun == 0
+    assert not [w.message for w in trace.warnings if w.code == "kernel_listen_overflow_mismatch"]
+    t = trace.packets
+    tcp = [i + 1 for i in range(len(t)) if t.proto_name(i) == "tcp"]
+    origins = k.origin_of()
+    missing = [n for n in tcp if n not in origins]
+    assert not missing, f"{label}: TCP frames without a kernel origin: {missing}"
+    if tcp:  # every TCP connection's sockets changed state in the kernel's record
+        assert k.states
