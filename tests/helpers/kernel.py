@@ -444,11 +444,13 @@ def witness_instances(owner_pid: int) -> list[str]:
             os.rmdir(where)
 
 
-def assert_kernel_coverage(out: Path, label: str) -> None:
+def assert_kernel_coverage(out: Path, label: str, *, netfilter: bool = True) -> None:
     """The saved run ``out`` has the kernel's account of every TCP frame: an origin for each,
     no witness event lost (overrun), the sockets' state changes, and the listen-queue
     counters in agreement with the unanswered SYNs (a SYN no listener answered is one the
-    kernel counted as an overflow)."""
+    kernel counted as an overflow).  ``netfilter=False``: the run had no nft drop rule
+    (no IMPAIR), so no frame may be said dropped by netfilter (an skb address the kernel
+    reused must not pass for a frame's)."""
     from tracer.pcap.reader import read_capture
 
     trace = read_capture(out)
@@ -463,3 +465,5 @@ def assert_kernel_coverage(out: Path, label: str) -> None:
     assert not missing, f"{label}: TCP frames without a kernel origin: {missing}"
     if tcp:  # every TCP connection's sockets changed state in the kernel's record
         assert k.states
+    if not netfilter:
+        assert not [d for d in k.drops if d.reason == "NETFILTER_DROP"], f"{label}: {k.drops}"

@@ -290,6 +290,7 @@ def classify(stack: Sequence[str]) -> tuple[str, str, str, tuple[str, ...]]:
 _SLACK_NS = 2_000  # the trace clock prints microseconds: a record may read up to 1 µs late
 # kfree_skb reasons that are not drops: a plain free, and a sender purging its own queue.
 _NOT_DROPS = frozenset({"NOT_SPECIFIED", "QUEUE_PURGE", ""})
+_ETHERTYPE = {4: "2048", 6: "34525"}  # kfree_skb's protocol field (decimal) per IP version
 _RX_WINDOW_NS = 50_000_000  # a receive-path record comes within this of the frame's receipt
 # Devices whose name every namespace has: their records include other namespaces' frames.
 SHARED_DEVICES = frozenset({"lo"})
@@ -418,12 +419,18 @@ def account(
         if r.event == "kfree_skb":
             i = frame_of(r)
             reason = r.field("reason")
+            # An address reused by another skb (the lab's own quiet rules drop IPv6 chatter)
+            # must not pass for the frame: the drop names the frame's network protocol.
+            if i >= 0 and r.field("protocol") != _ETHERTYPE.get(int(packets.ip_version[i]), ""):
+                i = -1
             if i >= 0 and reason not in _NOT_DROPS and i not in dropped:
                 dropped.add(i)
                 drops.append(PacketDrop(i + 1, reason, r.field("location").split("+", 1)[0], r.ts_ns))
         elif r.event == "tcp_probe":
             i = frame_of(r)
-            if i >= 0 and (not addresses or _isp(r.field("src")).rpartition(":")[0].strip("[]") in addresses):
+            # The probing socket is the frame's receiver: its local end is the frame's destination.
+            if i >= 0 and (_isp(r.field("src")), _isp(r.field("dest"))) == (
+                    packets.dst_endpoint(i), packets.src_endpoint(i)):
                 num = [int(r.field(f, "0")) for f in ("snd_cwnd", "ssthresh", "srtt", "snd_wnd", "rcv_wnd")]
                 seq = [int(r.field(f, "0"), 16) for f in ("snd_nxt", "snd_una")]
                 figures.append(TcpFigures(i + 1, *num, *seq))
