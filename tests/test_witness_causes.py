@@ -508,6 +508,31 @@ def test_data_lost_tail_loss_probe_told_from_rto(tmp_path: Path) -> None:
 
 
 @pytest.mark.lab
+@pytest.mark.parametrize(("name", "rule"), [
+    ("data-lost", "the first data segment to the server, then the 4th data segment after it"),
+    ("synack-lost", "the first SYN-ACK to the client"),
+    ("simultaneous-close", "the first FIN to the server"),
+])
+def test_impair_drops_are_the_frames_its_rules_name(name: str, rule: str, tmp_path: Path) -> None:
+    """Each IMPAIR drop rule of the catalogue: the kernel's NETFILTER_DROPs are exactly the
+    frames the rule names (read off the wire here), and no other frame is said dropped."""
+    trace, _, _ = _scenario(name, tmp_path)
+    t, k = trace.packets, trace.kernel
+    assert k is not None
+    to_server = [i for i in range(len(t)) if t.dst_endpoint(i).startswith(("10.77.0.2:", "[fd00:77::2]:"))]
+    if name == "data-lost":
+        data = [i for i in to_server if int(t.payload_len[i]) > 0]
+        want = {data[0], data[1:][3]}  # the second rule counts the data segments the first let by
+    elif name == "synack-lost":
+        want = {next(i for i in range(len(t)) if int(t.tcp_flags[i]) & (SYN | ACK) == SYN | ACK)}
+    else:
+        want = {next(i for i in to_server if int(t.tcp_flags[i]) & FIN)}
+    got = {d.packet_no - 1 for d in k.drops if d.reason == "NETFILTER_DROP"}
+    assert got == want, (rule, sorted(got), sorted(want))
+    assert all(d.where == "nft_do_chain" for d in k.drops if d.reason == "NETFILTER_DROP")
+
+
+@pytest.mark.lab
 def test_backlog_full_listeners_rst(tmp_path: Path) -> None:
     trace, a, origins = _scenario("backlog-full", tmp_path)
     t = trace.packets
