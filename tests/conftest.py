@@ -263,11 +263,6 @@ _tshark_used = pytest.StashKey[bool]()
 # Known failures that the kernel witness (issue 12) does not touch, each with its reason. They
 # stay visible (xfailed / xpassed in the summary) until their own fix.
 KNOWN_FAILURES = {
-    # The capture's timestamps, not attribution: tcpdump's and tracer's packet sockets stamp a
-    # received loopback frame separately, and they were once seen more than the allowed 100 us
-    # apart (not reproduced in 6 runs on 2026-12-08, idle and with both CPUs busy).
-    "tests/test_sniffer.py::test_loopback_frames_counted_once_with_tcpdumps_timestamps":
-        "capture timestamps: tcpdump's and the sniffer's stamps of a loopback frame can differ by > 100 us",
     # The scenario's timing, not attribution: the lab starts the client only after the server's
     # 0.2 s sleep has ended (its recvfrom() is entered 12 ms before the client's first sendto()),
     # so the server reads at once and its close() follows the client's FIN within 2 ms: its FIN
