@@ -400,6 +400,38 @@ def test_single_program_udp_refused(tmp_path: Path) -> None:
     assert recv["errno"] == "ECONNREFUSED" and recv["error_packet"] == 2
 
 
+SEEDS = REPO.parent / "shared" / "seeds"
+
+
+def test_the_course_cpp_client_that_never_sets_its_address(tmp_path: Path) -> None:
+    """The course's own C++ pair (../shared/seeds, compiled here): its client never sets the
+    server's address, so it sends no packet at all; every call and error is still a row."""
+    text = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```cpp\n(.*?)```", text, re.S) if "int main" in b]
+    server = next(b for b in blocks if "accept(" in b)
+    client = next(b for b in blocks if "connect(" in b and "accept(" not in b)
+    assert "sin_addr" not in client  # the bug the course leaves in
+    for name, src in (("srv", server), ("cli", client)):
+        (tmp_path / f"{name}.cpp").write_text(src)
+        subprocess.run(["g++", "-o", str(tmp_path / name), str(tmp_path / f"{name}.cpp")], check=True)
+    out = tmp_path / "seed.pcapng"
+    proc = tracer("trace", "--server", tmp_path / "srv", "--client", tmp_path / "cli", "--no-tui",
+                  "--out", out)
+    assert proc.returncode == EXIT_INPUT, proc.stderr
+    assert "Traceback" not in proc.stderr
+    data = export(out)
+    assert data["packets"] == []
+    client_calls = [(c["call"], c["errno"]) for c in data["calls"] if c["side"] == "client"]
+    assert [c for c, _ in client_calls][:3] == ["socket", "connect", "send"], client_calls
+    assert client_calls[1][1] is not None and client_calls[2][1] == "EPIPE", client_calls
+    # Each of them is a row of the ladder, with its error.
+    ladder = proc.stdout
+    assert "(no packets)" in ladder
+    for call, errno in client_calls[1:3]:
+        assert re.search(rf"client {call}\(.*\) → {errno}", ladder), (call, errno, ladder)
+    assert any("killed by SIGPIPE" in w["message"] for w in data["warnings"])
+
+
 def test_server_that_never_listens(tmp_path: Path) -> None:
     out = tmp_path / "never.pcapng"
     proc = tracer("trace", "--server", "sleep 5", "--client", "true", "--timeout", "1", "--no-tui",
