@@ -423,6 +423,10 @@ def account(
             # must not pass for the frame: the drop names the frame's network protocol.
             if i >= 0 and r.field("protocol") != _ETHERTYPE.get(int(packets.ip_version[i]), ""):
                 i = -1
+            # ... and its stack is a receive path's: a lab host's own output (its quiet rules
+            # dropping IPv6 chatter) may reuse the address of a frame consumed a moment before.
+            if i >= 0 and not _received(r.stack):
+                i = -1
             if i >= 0 and reason not in _NOT_DROPS and i not in dropped:
                 dropped.add(i)
                 drops.append(PacketDrop(i + 1, reason, r.field("location").split("+", 1)[0], r.ts_ns))
@@ -465,6 +469,33 @@ def _nearest(records: Sequence[KernelRecord], lst: Sequence[int], times: Sequenc
             return k
         j -= 1
     return -1
+
+
+# Innermost outward, the first of these on a drop's stack says whether the skb was being
+# received or sent.
+_RX_PATH = frozenset({
+    "__netif_receive_skb_core", "__netif_receive_skb_one_core", "__netif_receive_skb", "process_backlog",
+    "netif_receive_skb", "ip_rcv", "ip_rcv_finish", "ip6_rcv", "ip6_rcv_finish", "ip_local_deliver",
+    "ip_local_deliver_finish", "ip6_input", "ip6_input_finish", "ip_protocol_deliver_rcu",
+    "ip6_protocol_deliver_rcu", "tcp_v4_rcv", "tcp_v6_rcv", "tcp_v4_do_rcv", "tcp_v6_do_rcv",
+    "tcp_rcv_established", "tcp_rcv_state_process", "__release_sock", "udp_rcv", "udpv6_rcv",
+    "__udp4_lib_rcv", "__udp6_lib_rcv",
+})
+_TX_PATH = frozenset({
+    "ip_output", "ip6_output", "__ip_local_out", "__ip6_local_out", "ip_local_out", "ip6_local_out",
+    "ip_finish_output", "ip_finish_output2", "ip6_finish_output", "ip6_finish_output2", "__dev_queue_xmit",
+    "ip_queue_xmit", "__ip_queue_xmit", "inet6_csk_xmit", "ip6_xmit", "mld_sendpack", "ndisc_send_skb",
+})
+
+
+def _received(stack: Sequence[str]) -> bool:
+    """Whether a drop's kernel stack (innermost first) is the receive path's."""
+    for fn in stack:
+        if fn in _RX_PATH:
+            return True
+        if fn in _TX_PATH:
+            return False
+    return False
 
 
 def _lab_socket(r: KernelRecord, addresses: frozenset[str]) -> bool:

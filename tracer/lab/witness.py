@@ -6,7 +6,8 @@ there the tracepoints that say why each frame exists and what became of it:
 
 - ``net:net_dev_queue`` on the lab's devices only, with a ``stacktrace`` trigger: the kernel
   stack that queued each frame (``tcp_connect ← __sys_connect``, ``tcp_delack_timer_handler``, ...);
-- ``skb:kfree_skb`` with a real drop reason (``NETFILTER_DROP``, ``TCP_LISTEN_OVERFLOW`` ...);
+- ``skb:kfree_skb`` with a real drop reason (``NETFILTER_DROP``, ``TCP_LISTEN_OVERFLOW`` ...) and
+  its stack (a drop counts for a frame only on a receive path);
 - ``tcp:tcp_send_reset`` (the RST's reason), ``sock:inet_sock_set_state`` (every state change of
   every TCP socket, listeners and request sockets included) and ``tcp:tcp_probe`` (the
   receiver's cwnd, ssthresh, srtt and windows as each segment arrives).
@@ -48,7 +49,7 @@ _POLL_S = 0.02
 
 # (event, filter, stacktrace?) -- the filter of net_dev_queue is built from the devices.
 _EVENTS: tuple[tuple[str, str, bool], ...] = (
-    ("skb/kfree_skb", "reason > 2", False),  # 2 = NOT_SPECIFIED: a plain free, not a drop
+    ("skb/kfree_skb", "reason > 2", True),  # 2 = NOT_SPECIFIED: a plain free, not a drop
     ("tcp/tcp_send_reset", "", False),
     ("sock/inet_sock_set_state", "protocol == 6", False),
     ("tcp/tcp_probe", "", False),
@@ -162,7 +163,7 @@ def parse_lines(lines: Sequence[str], cpu: int = 0) -> list[KernelRecord]:
         body = m["body"]
         fields = tuple((k, v) for k, v in _FIELD.findall(body))
         out.append(KernelRecord(ts, cpu, int(m["tid"]), m["comm"].strip(), m["event"], fields))
-        if m["event"] in ("net_dev_queue",):
+        if m["event"] in ("net_dev_queue", "kfree_skb"):
             stacked.append(len(out) - 1)
     close_stack()
     return out
@@ -248,8 +249,8 @@ class Witness:
         for name, filt, stack in _EVENTS:
             if filt:
                 _write(ev / name / "filter", filt)
-            if stack:
-                _write(ev / name / "trigger", "stacktrace")
+            if stack:  # only for the records the filter keeps: a stack per drop, not per free
+                _write(ev / name / "trigger", f"stacktrace if {filt}" if filt else "stacktrace")
             _write(ev / name / "enable", "1")
         _write(d / "tracing_on", "1")
 
