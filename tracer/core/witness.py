@@ -29,6 +29,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from tracer.core.model import RST
 from tracer.core.table import PacketTable
 
 # --- raw records ------------------------------------------------------------------
@@ -407,8 +408,7 @@ def account(
             rx = rx_of[i]
             if rx.cpu != rec.cpu or not rx.ts_ns <= rec.ts_ns <= rx.ts_ns + _RX_WINDOW_NS:
                 continue
-            later = [t for t in seen_at.get(rec.field("skbaddr"), ()) if rx.ts_ns < t <= rec.ts_ns]
-            if not later:
+            if not any(rx.ts_ns < t <= rec.ts_ns for t in seen_at.get(rec.field("skbaddr"), ())):
                 return i
         return -1
 
@@ -419,13 +419,11 @@ def account(
         if r.event == "kfree_skb":
             i = frame_of(r)
             reason = r.field("reason")
-            # An address reused by another skb (the lab's own quiet rules drop IPv6 chatter)
-            # must not pass for the frame: the drop names the frame's network protocol.
-            if i >= 0 and r.field("protocol") != _ETHERTYPE.get(int(packets.ip_version[i]), ""):
-                i = -1
-            # ... and its stack is a receive path's: a lab host's own output (its quiet rules
-            # dropping IPv6 chatter) may reuse the address of a frame consumed a moment before.
-            if i >= 0 and not _received(r.stack):
+            # An address reused by another skb (a lab host's own output, its quiet rules
+            # dropping IPv6 chatter) must not pass for the frame consumed a moment before:
+            # the drop names the frame's network protocol and its stack is a receive path's.
+            if i >= 0 and (r.field("protocol") != _ETHERTYPE.get(int(packets.ip_version[i]), "")
+                           or not _received(r.stack)):
                 i = -1
             if i >= 0 and reason not in _NOT_DROPS and i not in dropped:
                 dropped.add(i)
@@ -509,8 +507,6 @@ def _lab_socket(r: KernelRecord, addresses: frozenset[str]) -> bool:
 def _resets(packets: PacketTable, raw: Sequence[KernelRecord],
             origins: Sequence[PacketOrigin]) -> list[PacketReset]:
     """Each RST frame with the ``tcp_send_reset`` record for its endpoints, just before it."""
-    from tracer.core.model import RST
-
     out = []
     used: set[int] = set()
     rst_rows = [o.packet_no - 1 for o in origins if int(packets.tcp_flags[o.packet_no - 1]) & RST]
